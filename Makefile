@@ -1,0 +1,24 @@
+# Two commands do all set-up on a fresh clone (they create .venv and install the pins):
+#   make quickstart   train the main job on the embedded toycars set (~10 min on 2 CPU cores)
+#   make test         run the test suite
+PY := .venv/bin/python
+RUN_DIR ?= runs/quickstart
+SMOKE ?=
+
+.PHONY: venv quickstart test lint clean-venv
+
+venv:
+	@bash scripts/ensure_venv.sh
+
+quickstart: venv
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m cargan_tf train --preset quick32 --data toycars \
+		--run-dir $(RUN_DIR)$(if $(SMOKE),-smoke) $(if $(SMOKE),--smoke)
+
+test: venv
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: venv
+	.venv/bin/ruff check .
+
+clean-venv:
+	rm -rf .venv

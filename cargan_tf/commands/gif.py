@@ -1,0 +1,29 @@
+"""`python -m cargan_tf gif`: rebuild a run's evolution.gif from its per-epoch grids."""
+
+from __future__ import annotations
+
+from cargan_tf.errors import CarganError
+from cargan_tf.runs import RunPaths
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("gif", help="rebuild evolution.gif from samples/epoch_*.png",
+                              description="One frame per saved epoch grid, labelled with the "
+                                          "epoch; the last frame lingers.")
+    p.add_argument("run_dir", help="a run folder")
+    p.add_argument("--seconds-per-frame", type=float, default=0.5, help="frame duration")
+    p.add_argument("--out", default=None, help="output path (default: RUN/evolution.gif)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from cargan_tf import viz
+
+    paths = RunPaths(args.run_dir)
+    frames = paths.list_sample_grids()
+    if not frames:
+        raise CarganError(f"no samples/epoch_*.png in {args.run_dir}: train an epoch first")
+    labels = [f"epoch {int(p.stem.split('_')[1])}" for p in frames]
+    out = viz.make_gif(frames, args.out or paths.evolution_gif, args.seconds_per_frame, labels)
+    print(f"{out} ({len(frames)} frames)")
+    return 0

@@ -1,0 +1,76 @@
+"""`python -m cargan_tf train`: train (or resume) a DCGAN into a run folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cargan_tf.config import PRESETS, RunConfig, parse_override, preset, smoke
+from cargan_tf.errors import ConfigError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a GAN, or resume one: rerun the same command on the same run folder",
+        description="Train a DCGAN into a run folder (config.json, history.csv, samples/, "
+                    "checkpoints/, plots/, evolution.gif, generator.keras). Rerunning the same "
+                    "command continues from the latest checkpoint.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default=None,
+                   help="toycars (drawn on the fly, no download), fashion_mnist, a prepared "
+                        "cache folder or a folder of images; default: the preset's")
+    p.add_argument("--preset", default="quick32", choices=sorted(PRESETS),
+                   help="a well-known recipe: aim64 (64x64 cars, 5x5 kernels), dcgan64 (PyTorch "
+                        "DCGAN), selu128 (128x128 SELU), fashion28 (Fashion-MNIST), quick32 "
+                        "(the 10-minute CPU quickstart)")
+    p.add_argument("--epochs", type=int, default=None, help="total epochs; default: the preset's")
+    p.add_argument("--batch-size", type=int, default=None, help="images per D step")
+    p.add_argument("--image-size", type=int, default=None, help="output side (power of two)")
+    p.add_argument("--run-dir", default=None,
+                   help="run folder; default runs/<preset>-<data> (…-smoke with --smoke)")
+    p.add_argument("--config", default=None,
+                   help="a config.json to start from instead of a preset (e.g. a run's own)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any RunConfig key, e.g. --set lr_g=1e-4 --set "
+                        "frozen_d_batchnorm=batch (repeatable; see cargan_tf/config.py)")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny sizes that finish in seconds, through the same code path")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args) -> RunConfig:
+    if args.config:
+        cfg = RunConfig.from_json(Path(args.config).read_text(encoding="utf-8"))
+    else:
+        cfg = preset(args.preset)
+    if args.smoke:  # first, so explicit flags (--epochs 3 --smoke) still win
+        cfg = smoke(cfg)
+    overrides = dict(parse_override(text) for text in args.set)
+    for flag, key in (("data", "data"), ("epochs", "epochs"), ("batch_size", "batch_size"),
+                      ("image_size", "image_size")):
+        if getattr(args, flag) is not None:
+            overrides[key] = getattr(args, flag)
+    if args.no_progress:
+        overrides["progress"] = False
+    return cfg.replace(**overrides)
+
+
+def default_run_dir(cfg: RunConfig, is_smoke: bool) -> Path:
+    data = Path(cfg.data).name or "data"
+    return Path("runs") / f"{cfg.preset}-{data}{'-smoke' if is_smoke else ''}"
+
+
+def run(args) -> int:
+    cfg = config_from_args(args)
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(cfg, args.smoke)
+    from cargan_tf.train import train
+
+    if not isinstance(cfg.epochs, int) or cfg.epochs < 0:
+        raise ConfigError("--epochs must be a non-negative integer")
+    print(f"training {cfg.preset} on {cfg.data} ({cfg.image_size}x{cfg.image_size}x"
+          f"{cfg.channels}, {cfg.epochs} epochs) into {run_dir}", flush=True)
+    out = train(cfg, run_dir)
+    print(f"\nrun folder: {out.resolve()}\n  samples/ (a grid per epoch), plots/losses.png, "
+          f"plots/d_outputs.png, real_vs_fake.png, evolution.gif, generator.keras", flush=True)
+    return 0

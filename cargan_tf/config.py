@@ -1,0 +1,229 @@
+"""RunConfig: every knob of a run in one dataclass, the named presets, and JSON round-trips.
+
+Keys are split in two: *identity* keys decide what the run is (architecture, data, loss, seed,
+precision) and may not change on resume; *schedule* keys (epochs, learning rates, intervals) may.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from dataclasses import dataclass, fields
+from typing import Any
+
+from cargan_tf.errors import ConfigError
+
+
+@dataclass
+class RunConfig:
+    # --- identity: what the run is -------------------------------------------------------
+    preset: str = "aim64"                 # the preset this config started from (informative)
+    data: str = "toycars"                 # toycars | fashion_mnist | a prepared cache | an image folder
+    data_n: int | None = None             # number of training images (toycars: how many to draw)
+    image_size: int = 64                  # output side, a power of two >= 16 (28 for fashion28)
+    channels: int = 3                     # 3 = RGB, 1 = grayscale
+    architecture: str = "dcgan"           # dcgan (aim64 family) | pytorch_dcgan | fashion28
+    latent_dim: int = 100                 # length of the noise vector z
+    base_filters: int = 64                # filters of D's first conv and G's last hidden layer
+    max_filters: int = 512                # cap when filters double per block
+    kernel_size: int = 5                  # conv kernel side
+    g_activation: str = "relu"            # relu | leaky_relu | selu
+    d_activation: str = "leaky_relu"      # relu | leaky_relu | selu
+    batchnorm: bool = True                # BatchNormalization in G and D (DCGAN style)
+    dropout: float = 0.0                  # dropout after each D block
+    use_bias: bool = True                 # biases in conv layers (PyTorch DCGAN has none)
+    loss: str = "bce"                     # bce: binary crossentropy (+ L2 term below for G)
+    l2_alpha: float = 5e-4                # L2-enhanced G loss weight; 0 gives plain BCE
+    label_noise: bool = True              # noisy labels for D (ranges below); False = hard 1/0
+    real_label_range: tuple[float, float] = (0.8, 1.0)
+    fake_label_range: tuple[float, float] = (0.0, 0.2)
+    g_noise_multiplier: int = 2           # G step uses this many batches of noise (AIM used 2)
+    frozen_d_batchnorm: str = "inference"  # frozen D's BatchNorm in the G step: inference | batch
+    flip: bool = False                    # random horizontal flips (off: all toycars face right)
+    batch_size: int = 128                 # real images per D step
+    drop_remainder: bool = True           # fixed batch shape: no retrace, frozen-D stays sound
+    seed: int = 0                         # seeds weights, latents, label noise and shuffling
+    precision: str = "float32"            # float32 (mixed precision: see the speed issue)
+
+    # --- schedule: may change when a run is resumed -------------------------------------------
+    epochs: int = 25                      # total epochs (resume: train up to this many)
+    lr_d: float = 2e-4                    # discriminator Adam learning rate
+    lr_g: float = 1.5e-4                  # generator Adam learning rate
+    beta_1: float = 0.5                   # Adam beta_1 for both
+    engine: str = "keras"                 # keras: train_on_batch on D and the stacked gan
+    jit_compile: str = "auto"             # auto (Keras: XLA on GPU only) | on | off
+    grid_size: int = 36                   # images in each sample grid (a square number)
+    samples_every_batches: int = 0        # also save a grid every N batches (0: per epoch only)
+    checkpoint_every_epochs: int = 1      # checkpoint at the end of every N epochs
+    checkpoint_every_minutes: float = 10.0  # and at least this often inside an epoch (0: never)
+    keep_checkpoints: int = 3             # keep the newest K checkpoints (0: keep all)
+    tensorboard: bool = False             # also write TensorBoard scalars and grids
+    progress: bool = True                 # tqdm progress bar
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for key, value in out.items():
+            if isinstance(value, tuple):
+                out[key] = list(value)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        _reject_unknown(data)
+        cfg = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfig:
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **overrides: Any) -> RunConfig:
+        _reject_unknown(overrides)
+        cfg = dataclasses.replace(self, **overrides)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Raise ConfigError for values no builder or loop can use."""
+        def bad(key: str, allowed: str) -> ConfigError:
+            return ConfigError(f"{key}={getattr(self, key)!r} is not valid: {allowed}")
+
+        if self.architecture not in ARCHITECTURES:
+            raise bad("architecture", f"use one of {', '.join(ARCHITECTURES)}")
+        if self.architecture == "fashion28":
+            if self.image_size != 28:
+                raise bad("image_size", "the fashion28 architecture makes 28x28 images")
+        elif self.image_size < 16 or self.image_size & (self.image_size - 1):
+            raise bad("image_size", "use a power of two >= 16 (16, 32, 64, 128, 256)")
+        if self.channels not in (1, 3):
+            raise bad("channels", "use 1 (grayscale) or 3 (RGB)")
+        for key in ("g_activation", "d_activation"):
+            if getattr(self, key) not in ACTIVATIONS:
+                raise bad(key, f"use one of {', '.join(ACTIVATIONS)}")
+        if self.frozen_d_batchnorm not in ("inference", "batch"):
+            raise bad("frozen_d_batchnorm", "use inference or batch")
+        if self.loss != "bce":
+            raise bad("loss", "use bce")
+        if self.engine != "keras":
+            raise bad("engine", "use keras")
+        if self.precision != "float32":
+            raise bad("precision", "use float32")
+        if self.jit_compile not in ("auto", "on", "off"):
+            raise bad("jit_compile", "use auto, on or off")
+        if self.g_noise_multiplier < 1:
+            raise bad("g_noise_multiplier", "use 1 or more")
+        if self.batch_size < 1 or self.epochs < 0 or self.latent_dim < 1:
+            raise ConfigError("batch_size and latent_dim must be >= 1 and epochs >= 0")
+        if int(self.grid_size**0.5) ** 2 != self.grid_size:
+            raise bad("grid_size", "use a square number (16, 25, 36, 64)")
+        for key in ("real_label_range", "fake_label_range"):
+            lo, hi = getattr(self, key)
+            if not 0.0 <= lo <= hi <= 1.0:
+                raise bad(key, "use two numbers 0 <= low <= high <= 1")
+
+
+ARCHITECTURES = ("dcgan", "pytorch_dcgan", "fashion28")
+ACTIVATIONS = ("relu", "leaky_relu", "selu")
+
+IDENTITY_KEYS: tuple[str, ...] = (
+    "preset", "data", "data_n", "image_size", "channels", "architecture", "latent_dim",
+    "base_filters", "max_filters", "kernel_size", "g_activation", "d_activation", "batchnorm",
+    "dropout", "use_bias", "loss", "l2_alpha", "label_noise", "real_label_range",
+    "fake_label_range", "g_noise_multiplier", "frozen_d_batchnorm", "flip", "batch_size",
+    "drop_remainder", "seed", "precision",
+)
+SCHEDULE_KEYS: tuple[str, ...] = tuple(
+    f.name for f in fields(RunConfig) if f.name not in IDENTITY_KEYS
+)
+
+# The well-known recipes. Each is a set of overrides on RunConfig's defaults.
+PRESETS: dict[str, dict[str, Any]] = {
+    # "AI Motors" 64x64 cars: 5x5 kernels, Adam(2e-4 / 1.5e-4, beta_1 0.5), 2x noise for G.
+    "aim64": {},
+    # PyTorch's DCGAN tutorial: 4x4 kernels, no biases, hard labels, batch 128.
+    "dcgan64": dict(architecture="pytorch_dcgan", kernel_size=4, use_bias=False, lr_g=2e-4,
+                    l2_alpha=0.0, label_noise=False, g_noise_multiplier=1),
+    # 128x128 cars with SELU and no BatchNorm (one more upsampling block).
+    "selu128": dict(image_size=128, g_activation="selu", d_activation="selu", batchnorm=False,
+                    batch_size=64),
+    # Hands-on ML's Fashion-MNIST DCGAN.
+    "fashion28": dict(architecture="fashion28", data="fashion_mnist", image_size=28, channels=1,
+                      dropout=0.3, batch_size=32, g_noise_multiplier=1, epochs=10),
+    # The README quickstart: small 32x32 cars that train on 2 CPU cores in about ten minutes.
+    "quick32": dict(image_size=32, base_filters=32, max_filters=256, batch_size=64,
+                    g_noise_multiplier=1, data_n=8192, epochs=15, lr_g=2e-4),
+}
+
+# --smoke: tiny sizes, same code path. Applied on top of any preset.
+SMOKE_OVERRIDES: dict[str, Any] = dict(base_filters=8, max_filters=32, latent_dim=16, data_n=64,
+                                       batch_size=16, epochs=2, grid_size=16, progress=False,
+                                       checkpoint_every_minutes=0.0)
+
+
+def preset(name: str, **overrides: Any) -> RunConfig:
+    """The named preset's RunConfig with `overrides` applied."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
+    return RunConfig(preset=name, **PRESETS[name]).replace(**overrides)
+
+
+def smoke(cfg: RunConfig) -> RunConfig:
+    """A tiny version of `cfg` (seconds on a CPU) that runs through the same code."""
+    overrides = dict(SMOKE_OVERRIDES)
+    if cfg.architecture != "fashion28":
+        overrides["image_size"] = 16
+    return cfg.replace(**overrides)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'key=value' from the command line, the value parsed by the field's type."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: write key=value, e.g. --set lr_g=1e-4")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    _reject_unknown({key: None})
+    default = getattr(RunConfig(), key)
+    try:
+        if isinstance(default, bool):
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(raw)
+            return key, raw.lower() in ("true", "1", "yes")
+        if isinstance(default, tuple):
+            return key, tuple(float(v) for v in raw.split(","))
+        if isinstance(default, float):
+            return key, float(raw)
+        if isinstance(default, int) or key == "data_n":
+            return key, None if raw.lower() == "none" else int(raw)
+    except ValueError:
+        raise ConfigError(f"--set {text!r}: {raw!r} is not a valid {type(default).__name__}") from None
+    return key, raw
+
+
+def diff_identity(old: RunConfig, new: RunConfig) -> dict[str, tuple[Any, Any]]:
+    """Identity keys whose values differ: {key: (old, new)}."""
+    return {k: (getattr(old, k), getattr(new, k)) for k in IDENTITY_KEYS
+            if getattr(old, k) != getattr(new, k)}
+
+
+def diff_schedule(old: RunConfig, new: RunConfig) -> dict[str, tuple[Any, Any]]:
+    """Schedule keys whose values differ: {key: (old, new)}."""
+    return {k: (getattr(old, k), getattr(new, k)) for k in SCHEDULE_KEYS
+            if getattr(old, k) != getattr(new, k)}
+
+
+def _reject_unknown(data: dict[str, Any]) -> None:
+    known = {f.name for f in fields(RunConfig)}
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown config key {key!r}{hint}")
+
+
+__all__ = ["RunConfig", "PRESETS", "IDENTITY_KEYS", "SCHEDULE_KEYS", "preset", "smoke",
+           "parse_override", "diff_identity", "diff_schedule"]

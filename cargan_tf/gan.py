@@ -1,0 +1,107 @@
+"""The stacked gan = Sequential([generator, discriminator]) with a frozen discriminator.
+
+Keras 3 reads ``trainable`` when a train function is *traced*, not at compile(). The classic
+recipe (compile D, freeze it, compile the gan) therefore leaves D.train_on_batch updating
+nothing. StackedGAN sets D's flag right before every train_on_batch, so each train function is
+traced in the right state whatever the order of compiling, training, retracing or reloading.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from cargan_tf.config import RunConfig
+from cargan_tf.losses import L2EnhancedGeneratorLoss
+from cargan_tf.models import DiscriminatorBatchNorm
+
+
+def set_trainable(model: keras.Model, flag: bool) -> None:
+    """Set model.trainable so it takes effect on every layer.
+
+    Keras skips the assignment when the container's flag already equals `flag` while its layers
+    differ (the state a reloaded Sequential is in), so assign the opposite first.
+    """
+    model.trainable = not flag
+    model.trainable = flag
+
+
+@keras.saving.register_keras_serializable(package="cargan_tf")
+class MeanPrediction(keras.metrics.Mean):
+    """Mean of the model's output: D(x) on real batches, D(G(z)) on fake ones."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        return super().update_state(y_pred, sample_weight=sample_weight)
+
+
+def _jit(cfg: RunConfig):
+    return {"auto": "auto", "on": True, "off": False}[cfg.jit_compile]
+
+
+class StackedGAN:
+    """D compiled on its own; the gan compiled with D frozen. Use its two train methods."""
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, cfg: RunConfig):
+        self.generator = generator
+        self.discriminator = discriminator
+        self.cfg = cfg
+        for layer in discriminator.layers:
+            if isinstance(layer, DiscriminatorBatchNorm):
+                layer.frozen_statistics = cfg.frozen_d_batchnorm
+
+        set_trainable(discriminator, True)
+        discriminator.compile(
+            optimizer=keras.optimizers.Adam(cfg.lr_d, beta_1=cfg.beta_1),
+            loss=keras.losses.BinaryCrossentropy(),
+            metrics=[MeanPrediction(name="d_out")],
+            jit_compile=_jit(cfg),
+        )
+        set_trainable(discriminator, False)
+        self.gan = keras.Sequential([generator, discriminator], name="gan")
+        self.gan.compile(
+            optimizer=keras.optimizers.Adam(cfg.lr_g, beta_1=cfg.beta_1),
+            loss=L2EnhancedGeneratorLoss(generator, cfg.l2_alpha),
+            metrics=[keras.metrics.BinaryCrossentropy(name="bce"), MeanPrediction(name="d_out")],
+            jit_compile=_jit(cfg),
+        )
+
+    @property
+    def d_optimizer(self) -> keras.optimizers.Optimizer:
+        return self.discriminator.optimizer
+
+    @property
+    def g_optimizer(self) -> keras.optimizers.Optimizer:
+        return self.gan.optimizer
+
+    def build_optimizers(self) -> None:
+        """Create both optimizers' slots now (needed before restoring a checkpoint)."""
+        set_trainable(self.discriminator, True)
+        if not self.d_optimizer.built:
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+        set_trainable(self.discriminator, False)
+        if not self.g_optimizer.built:
+            self.g_optimizer.build(self.generator.trainable_variables)
+
+    def set_learning_rates(self, lr_d: float, lr_g: float) -> None:
+        self.d_optimizer.learning_rate.assign(lr_d)
+        self.g_optimizer.learning_rate.assign(lr_g)
+
+    def train_discriminator(self, images, labels) -> dict[str, float]:
+        """One D update on images (N, S, S, C) in [-1, 1] with labels (N, 1) -> {loss, d_out}."""
+        set_trainable(self.discriminator, True)
+        if not self.discriminator.trainable_weights:
+            raise RuntimeError("the discriminator has no trainable weights; was a layer frozen "
+                               "by hand? StackedGAN manages D's trainable flag itself")
+        try:
+            return self.discriminator.train_on_batch(images, labels, return_dict=True)
+        finally:
+            set_trainable(self.discriminator, False)
+
+    def train_generator(self, z, labels) -> dict[str, float]:
+        """One G update through the frozen D on z (M, latent_dim) -> {loss, bce, d_out}."""
+        set_trainable(self.discriminator, False)
+        return self.gan.train_on_batch(z, labels, return_dict=True)
+
+
+def build_gan(generator: keras.Model, discriminator: keras.Model, cfg: RunConfig) -> StackedGAN:
+    """The stacked gan for `generator` and `discriminator`; gan.gan.layers[1] *is* discriminator."""
+    return StackedGAN(generator, discriminator, cfg)

@@ -1,0 +1,65 @@
+"""Load a trained generator and turn seeds into images (the path every consumer shares)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from cargan_tf.errors import CarganError
+from cargan_tf.latents import interpolation_latents, seed_to_latent
+from cargan_tf.runs import RunPaths
+
+
+def resolve_generator_path(run_or_file: str | os.PathLike) -> Path:
+    """A run folder (its generator.keras) or a .keras file -> the generator file's path."""
+    path = Path(run_or_file)
+    if path.is_dir():
+        candidate = RunPaths(path).generator
+        if not candidate.exists():
+            raise CarganError(f"{path} has no generator.keras yet: finish training (rerun the "
+                              "train command to resume) or pass a .keras file")
+        return candidate
+    if not path.exists():
+        raise CarganError(f"{path} does not exist: pass a run folder or a generator .keras file")
+    if path.suffix != ".keras":
+        raise CarganError(f"{path} is not a .keras file: pass a run folder or generator.keras")
+    return path
+
+
+def load_generator(run_or_file: str | os.PathLike):
+    """The keras generator from a run folder or .keras file (compile=False: inference only)."""
+    import keras
+
+    import cargan_tf.models  # noqa: F401  registers the custom layers for deserialisation
+
+    path = resolve_generator_path(run_or_file)
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except (ValueError, OSError) as err:
+        raise CarganError(f"could not load {path} as a Keras model: {err}") from err
+
+
+def latent_dim_of(generator) -> int:
+    return int(generator.input_shape[-1])
+
+
+def generate_images(generator, z: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """uint8 (N, S, S, C) images for latents z: float32 (N, latent_dim)."""
+    from cargan_tf.viz import to_uint8
+
+    out = [np.asarray(generator(z[i:i + batch_size], training=False))
+           for i in range(0, len(z), batch_size)]
+    return to_uint8(np.concatenate(out)) if out else np.zeros((0,), np.uint8)
+
+
+def images_for_seed(generator, seed: int, n: int = 1) -> np.ndarray:
+    """uint8 (n, S, S, C): the n images a seed names (the same in CLI, server and exports)."""
+    return generate_images(generator, seed_to_latent(seed, n, latent_dim_of(generator)))
+
+
+def interpolation_images(generator, seed_a: int, seed_b: int, steps: int) -> np.ndarray:
+    """uint8 (steps, S, S, C) walking the latent arc from seed_a's image to seed_b's."""
+    z = interpolation_latents(seed_a, seed_b, steps, latent_dim_of(generator))
+    return generate_images(generator, z)

@@ -1,0 +1,191 @@
+"""Sequential generator and discriminator builders for the presets in config.py.
+
+Generators map z: float32 (N, latent_dim) to images float32 (N, S, S, C) in [-1, 1] (tanh);
+discriminators map such images to D(x): float32 (N, 1) in [0, 1] (sigmoid).
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers, ops
+
+from cargan_tf.config import RunConfig
+
+
+@keras.saving.register_keras_serializable(package="cargan_tf")
+class DiscriminatorBatchNorm(layers.BatchNormalization):
+    """BatchNormalization whose behaviour while *frozen* inside the stacked gan is selectable.
+
+    Keras runs a non-trainable BatchNormalization in inference mode (moving statistics) even
+    when called with training=True. The PyTorch and TensorFlow-tutorial generator steps instead
+    normalise D's activations with the batch's own statistics. ``frozen_statistics = "batch"``
+    gives that maths; either way the frozen layer updates none of its variables.
+    The attribute is read when a train function is traced; build_gan sets it before that.
+    """
+
+    frozen_statistics = "inference"
+
+    def call(self, inputs, training=None, mask=None):
+        if training and not self.trainable and self.frozen_statistics == "batch":
+            x = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
+            mean, variance = self._moments(x, mask)
+            outputs = ops.batch_normalization(
+                x, mean, variance, axis=self.axis,
+                offset=ops.cast(self.beta, x.dtype) if self.center else None,
+                scale=ops.cast(self.gamma, x.dtype) if self.scale else None,
+                epsilon=self.epsilon,
+            )
+            return ops.cast(outputs, self.compute_dtype)
+        return super().call(inputs, training=training, mask=mask)
+
+
+def build_generator(cfg: RunConfig) -> keras.Sequential:
+    """The generator for cfg.architecture: z (N, latent_dim) -> images (N, S, S, C) in [-1, 1]."""
+    builders = {"dcgan": _dcgan_generator, "pytorch_dcgan": _pytorch_generator,
+                "fashion28": _fashion_generator}
+    return builders[cfg.architecture](cfg)
+
+
+def build_discriminator(cfg: RunConfig) -> keras.Sequential:
+    """The discriminator for cfg.architecture: images (N, S, S, C) -> D(x) (N, 1) in [0, 1]."""
+    builders = {"dcgan": _dcgan_discriminator, "pytorch_dcgan": _pytorch_discriminator,
+                "fashion28": _fashion_discriminator}
+    return builders[cfg.architecture](cfg)
+
+
+def _activation(name: str) -> layers.Layer:
+    if name == "leaky_relu":
+        return layers.LeakyReLU(negative_slope=0.2)
+    return layers.Activation(name)
+
+
+def _initializer(activation: str) -> str:
+    # SELU self-normalises only with LeCun-normal weights.
+    return "lecun_normal" if activation == "selu" else "glorot_uniform"
+
+
+def _filters(cfg: RunConfig, n_blocks: int) -> list[int]:
+    """Filters per block from the widest (4x4) to the narrowest, doubling, capped."""
+    return [min(cfg.base_filters * 2 ** (n_blocks - 1 - i), cfg.max_filters)
+            for i in range(n_blocks)]
+
+
+def _dcgan_generator(cfg: RunConfig) -> keras.Sequential:
+    # aim64 at 64x64: z -> 4x4x512 -> 8x8x256 -> 16x16x128 -> 32x32x64 -> 64x64x3.
+    n_up = int(math.log2(cfg.image_size // 4))
+    widths = _filters(cfg, n_up)
+    init = _initializer(cfg.g_activation)
+    model = keras.Sequential(name="generator")
+    model.add(keras.Input(shape=(cfg.latent_dim,), name="z"))
+    model.add(layers.Dense(4 * 4 * widths[0], kernel_initializer=init))
+    model.add(layers.Reshape((4, 4, widths[0])))                          # 4 x 4 x widths[0]
+    if cfg.batchnorm:
+        model.add(layers.BatchNormalization())
+    model.add(_activation(cfg.g_activation))
+    for width in widths[1:]:                                              # side doubles per block
+        model.add(layers.Conv2DTranspose(width, cfg.kernel_size, strides=2, padding="same",
+                                         use_bias=cfg.use_bias, kernel_initializer=init))
+        if cfg.batchnorm:
+            model.add(layers.BatchNormalization())
+        model.add(_activation(cfg.g_activation))
+    model.add(layers.Conv2DTranspose(cfg.channels, cfg.kernel_size, strides=2, padding="same",
+                                     activation="tanh"))                  # S x S x C in [-1, 1]
+    return model
+
+
+def _dcgan_discriminator(cfg: RunConfig) -> keras.Sequential:
+    # aim64 at 64x64: 64x64x3 -> 32x32x64 -> 16x16x128 -> 8x8x256 -> 4x4x512 -> 1.
+    n_down = int(math.log2(cfg.image_size // 4))
+    widths = _filters(cfg, n_down)[::-1]
+    init = _initializer(cfg.d_activation)
+    model = keras.Sequential(name="discriminator")
+    model.add(keras.Input(shape=(cfg.image_size, cfg.image_size, cfg.channels), name="image"))
+    for i, width in enumerate(widths):                                    # side halves per block
+        model.add(layers.Conv2D(width, cfg.kernel_size, strides=2, padding="same",
+                                use_bias=cfg.use_bias, kernel_initializer=init))
+        if cfg.batchnorm and i > 0:                                       # DCGAN: none on block 1
+            model.add(DiscriminatorBatchNorm())
+        model.add(_activation(cfg.d_activation))
+        if cfg.dropout:
+            model.add(layers.Dropout(cfg.dropout))
+    model.add(layers.Flatten())                                           # 4 * 4 * widths[-1]
+    model.add(layers.Dense(1, activation="sigmoid"))
+    return model
+
+
+def _pytorch_generator(cfg: RunConfig) -> keras.Sequential:
+    # PyTorch DCGAN at 64x64: z as 1x1x100 -> 4x4x512 -> 8x8x256 -> 16x16x128 -> 32x32x64 -> 64x64x3.
+    n_up = int(math.log2(cfg.image_size // 4))
+    widths = _filters(cfg, n_up)
+    k = cfg.kernel_size
+    model = keras.Sequential(name="generator")
+    model.add(keras.Input(shape=(cfg.latent_dim,), name="z"))
+    model.add(layers.Reshape((1, 1, cfg.latent_dim)))
+    model.add(layers.Conv2DTranspose(widths[0], k, strides=1, padding="valid", use_bias=False))
+    model.add(layers.BatchNormalization())
+    model.add(layers.ReLU())
+    for width in widths[1:]:
+        model.add(layers.Conv2DTranspose(width, k, strides=2, padding="same", use_bias=False))
+        model.add(layers.BatchNormalization())
+        model.add(layers.ReLU())
+    model.add(layers.Conv2DTranspose(cfg.channels, k, strides=2, padding="same", use_bias=False,
+                                     activation="tanh"))
+    return model
+
+
+def _pytorch_discriminator(cfg: RunConfig) -> keras.Sequential:
+    # PyTorch DCGAN at 64x64: 64x64x3 -> 32x32x64 -> ... -> 4x4x512 -> 4x4 valid conv -> 1x1x1.
+    n_down = int(math.log2(cfg.image_size // 4))
+    widths = _filters(cfg, n_down)[::-1]
+    k = cfg.kernel_size
+    model = keras.Sequential(name="discriminator")
+    model.add(keras.Input(shape=(cfg.image_size, cfg.image_size, cfg.channels), name="image"))
+    for i, width in enumerate(widths):
+        model.add(layers.Conv2D(width, k, strides=2, padding="same", use_bias=False))
+        if i > 0:
+            model.add(DiscriminatorBatchNorm())
+        model.add(layers.LeakyReLU(negative_slope=0.2))
+    model.add(layers.Conv2D(1, 4, strides=1, padding="valid", use_bias=False,
+                            activation="sigmoid"))                         # 1 x 1 x 1
+    model.add(layers.Flatten())
+    return model
+
+
+def _fashion_generator(cfg: RunConfig) -> keras.Sequential:
+    # Hands-on ML: z -> 7x7x128 -> 14x14x64 (selu) -> 28x28x1 (tanh).
+    wide, narrow = 2 * cfg.base_filters, cfg.base_filters
+    return keras.Sequential([
+        keras.Input(shape=(cfg.latent_dim,), name="z"),
+        layers.Dense(7 * 7 * wide),
+        layers.Reshape((7, 7, wide)),
+        layers.BatchNormalization(),
+        layers.Conv2DTranspose(narrow, 5, strides=2, padding="same", activation="selu"),
+        layers.BatchNormalization(),
+        layers.Conv2DTranspose(cfg.channels, 5, strides=2, padding="same", activation="tanh"),
+    ], name="generator")
+
+
+def _fashion_discriminator(cfg: RunConfig) -> keras.Sequential:
+    # Hands-on ML: 28x28x1 -> 14x14x64 -> 7x7x128 -> 1.
+    narrow, wide = cfg.base_filters, 2 * cfg.base_filters
+    return keras.Sequential([
+        keras.Input(shape=(28, 28, cfg.channels), name="image"),
+        layers.Conv2D(narrow, 5, strides=2, padding="same"),
+        layers.LeakyReLU(negative_slope=0.2),
+        layers.Dropout(cfg.dropout),
+        layers.Conv2D(wide, 5, strides=2, padding="same"),
+        layers.LeakyReLU(negative_slope=0.2),
+        layers.Dropout(cfg.dropout),
+        layers.Flatten(),
+        layers.Dense(1, activation="sigmoid"),
+    ], name="discriminator")
+
+
+def parameter_counts(model: keras.Model) -> dict[str, int]:
+    """{'total', 'trainable', 'non_trainable'} as in model.summary()."""
+    trainable = sum(int(math.prod(w.shape)) for w in model.trainable_weights)
+    non_trainable = sum(int(math.prod(w.shape)) for w in model.non_trainable_weights)
+    return {"total": trainable + non_trainable, "trainable": trainable,
+            "non_trainable": non_trainable}

@@ -1,0 +1,271 @@
+"""Run folders: every path a run writes is named here once, plus atomic writes and checkpoints.
+
+No TensorFlow here: the atomic writer and the folder layout are used by light commands too.
+drive_layout.md documents the same tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from cargan_tf.errors import RunFolderError
+
+# Columns of history.csv, one row per batch. g_loss is the crossentropy part of the generator
+# loss, g_loss_l2 its L2 term; D(x) and D(G(z)) are D's mean outputs on the real and fake batch.
+HISTORY_COLUMNS: tuple[str, ...] = (
+    "epoch", "batch", "d_loss_real", "d_loss_fake", "g_loss", "g_loss_l2", "D(x)", "D(G(z))",
+    "seconds", "data_wait_seconds",
+)
+
+CHECKPOINT_PREFIX = "ckpt-"
+_CHECKPOINT_RE = re.compile(r"^ckpt-(\d{8})$")
+# Test-only fault injection: CARGAN_FAULT=<point> makes fault_point(<point>) kill the process
+# (SIGKILL, as when Colab recycles a runtime) on its CARGAN_FAULT_AFTER-th visit (default 1).
+FAULT_ENV = "CARGAN_FAULT"
+FAULT_AFTER_ENV = "CARGAN_FAULT_AFTER"
+_fault_visits: dict[str, int] = {}
+
+
+class RunPaths:
+    """The layout of one run folder (see drive_layout.md)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    config = property(lambda self: self.root / "config.json")
+    run_info = property(lambda self: self.root / "run_info.json")
+    config_history = property(lambda self: self.root / "config_history.jsonl")
+    history = property(lambda self: self.root / "history.csv")
+    metrics = property(lambda self: self.root / "metrics.csv")
+    samples = property(lambda self: self.root / "samples")
+    checkpoints = property(lambda self: self.root / "checkpoints")
+    plots = property(lambda self: self.root / "plots")
+    losses_plot = property(lambda self: self.root / "plots" / "losses.png")
+    d_outputs_plot = property(lambda self: self.root / "plots" / "d_outputs.png")
+    real_vs_fake = property(lambda self: self.root / "real_vs_fake.png")
+    evolution_gif = property(lambda self: self.root / "evolution.gif")
+    generator = property(lambda self: self.root / "generator.keras")
+    discriminator = property(lambda self: self.root / "discriminator.keras")
+    tensorboard = property(lambda self: self.root / "tensorboard")
+
+    def sample_grid(self, epoch: int, batch: int | None = None) -> Path:
+        """samples/epoch_0003.png after epoch 3; samples/epoch_0003_batch_000120.png inside it."""
+        name = f"epoch_{epoch:04d}" + (f"_batch_{batch:06d}" if batch is not None else "")
+        return self.samples / f"{name}.png"
+
+    def checkpoint(self, step: int) -> Path:
+        return self.checkpoints / f"{CHECKPOINT_PREFIX}{step:08d}"
+
+    def create(self) -> None:
+        """Create the folder tree; a clear error if the location cannot be written."""
+        try:
+            for folder in (self.root, self.samples, self.checkpoints, self.plots):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise RunFolderError(f"cannot create run folder {self.root}: {err.strerror}. "
+                                 "Pick a writable location (is Drive mounted?)") from err
+
+    def list_sample_grids(self) -> list[Path]:
+        """Per-epoch grids in order (the GIF's frames); batch grids are left out."""
+        return sorted(p for p in self.samples.glob("epoch_????.png"))
+
+
+def fault_point(name: str) -> None:
+    """Kill this process with SIGKILL when CARGAN_FAULT names this point (fault-injection tests)."""
+    if os.environ.get(FAULT_ENV) != name:
+        return
+    _fault_visits[name] = _fault_visits.get(name, 0) + 1
+    if _fault_visits[name] >= int(os.environ.get(FAULT_AFTER_ENV, "1")):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Make the rename itself durable; not every filesystem (or OS) allows opening a folder.
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` so a reader sees the old file or the new one, never a part.
+
+    The bytes go to a temporary file in the same folder, are fsynced, then renamed over `path`.
+    A failure (disk full, read-only, folder vanished) raises RunFolderError and leaves `path`
+    as it was.
+    """
+    path = Path(path)
+    tmp_name = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        fault_point("atomic_before_rename")
+        os.replace(tmp_name, path)
+        tmp_name = None
+        _fsync_dir(path.parent)
+    except OSError as err:
+        raise RunFolderError(f"could not write {path}: {err.strerror or err}. The previous "
+                             "version, if any, is intact; free space or fix permissions, "
+                             "then rerun the same command") from err
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def append_jsonl(path: str | os.PathLike, record: dict[str, Any]) -> None:
+    """Append one JSON line (logs of config changes; a torn last line is skipped on read)."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, default=str) + "\n")
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    records = []
+    if Path(path).exists():
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                records.append(json.loads(line))
+    return records
+
+
+# ---- history.csv ---------------------------------------------------------------------------
+
+def read_history(path: str | os.PathLike) -> list[dict[str, float]]:
+    """Rows of history.csv as dicts of floats; a torn or malformed row is dropped."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    with open(path, newline="", encoding="utf-8") as handle:
+        for raw in csv.DictReader(handle):
+            try:
+                row = {k: float(raw[k]) for k in HISTORY_COLUMNS}
+            except (TypeError, ValueError, KeyError):
+                continue  # the last line of a killed append
+            row["epoch"], row["batch"] = int(row["epoch"]), int(row["batch"])
+            rows.append(row)
+    return rows
+
+
+def _history_text(rows: Iterable[dict[str, Any]], header: bool) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, extrasaction="ignore",
+                            lineterminator="\n")
+    if header:
+        writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def append_history(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
+    """Append rows (written in batches, off the hot path); creates the file with a header."""
+    path = Path(path)
+    if not rows:
+        return
+    text = _history_text(rows, header=not path.exists())
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as err:
+        raise RunFolderError(f"could not append to {path}: {err.strerror or err}") from err
+
+
+def truncate_history(path: str | os.PathLike, epoch: int, batch: int) -> list[dict[str, Any]]:
+    """Keep rows before position (epoch, batch), rewriting the file atomically; returns them.
+
+    A resumed run restarts at its checkpoint's position, so rows logged after it (work that was
+    lost) must go, or the history would hold those batches twice.
+    """
+    rows = [r for r in read_history(path) if (r["epoch"], r["batch"]) < (epoch, batch)]
+    write_text_atomic(path, _history_text(rows, header=True))
+    return rows
+
+
+# ---- checkpoints ---------------------------------------------------------------------------
+
+def list_checkpoints(paths: RunPaths) -> list[Path]:
+    """Complete checkpoints, oldest first. A checkpoint folder exists only once complete."""
+    if not paths.checkpoints.exists():
+        return []
+    found = [p for p in paths.checkpoints.iterdir()
+             if _CHECKPOINT_RE.match(p.name) and (p / "state.json").exists()]
+    return sorted(found)
+
+
+def latest_checkpoint(paths: RunPaths) -> Path | None:
+    found = list_checkpoints(paths)
+    return found[-1] if found else None
+
+
+@contextlib.contextmanager
+def staged_checkpoint(paths: RunPaths, step: int) -> Iterator[Path]:
+    """A temporary folder to write a checkpoint into; renamed into place when the block ends.
+
+    If the block fails or the process dies, the temporary folder is left behind (cleaned up by
+    remove_stale_checkpoints) and the previous checkpoint is still the latest.
+    """
+    final = paths.checkpoint(step)
+    staging = paths.checkpoints / f".tmp-{final.name}-{os.getpid()}"
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        yield staging
+        fault_point("checkpoint_before_rename")
+        if final.exists():  # same step saved twice (e.g. epoch end right after a timed save)
+            shutil.rmtree(final)
+        os.replace(staging, final)
+        _fsync_dir(paths.checkpoints)
+    except OSError as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RunFolderError(f"could not write checkpoint {final}: {err.strerror or err}. "
+                             "The previous checkpoint is intact") from err
+
+
+def remove_stale_checkpoints(paths: RunPaths, keep: int) -> list[Path]:
+    """Delete unfinished staging folders and all but the newest `keep` checkpoints (0: all)."""
+    removed = []
+    if paths.checkpoints.exists():
+        for stale in paths.checkpoints.glob(".tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(stale)
+    complete = list_checkpoints(paths)
+    if keep > 0:
+        for old in complete[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+            removed.append(old)
+    return removed
+
+
+def folder_size(path: str | os.PathLike) -> int:
+    """Bytes under `path` (for reporting checkpoint and run sizes)."""
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())

@@ -1,0 +1,345 @@
+"""The training loop: D on a real batch, D on a fake batch, G through the frozen-D gan.
+
+Writes everything into a run folder (runs.RunPaths) and resumes from its latest complete
+checkpoint when run again on the same folder.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import cargan_tf
+from cargan_tf import latents, runs, viz
+from cargan_tf.config import RunConfig, diff_identity, diff_schedule
+from cargan_tf.data.pipeline import batches_per_epoch, epoch_dataset
+from cargan_tf.errors import CarganError, ConfigError, RunFolderError
+from cargan_tf.gan import StackedGAN, set_trainable
+from cargan_tf.models import build_discriminator, build_generator
+
+EpochCallback = Callable[[int, Path], None]
+
+
+class TrainingDivergedError(CarganError):
+    """A loss went NaN or infinite; the last good checkpoint is still the latest."""
+
+
+def reconcile_config(paths: runs.RunPaths, cfg: RunConfig) -> RunConfig:
+    """Check `cfg` against the run folder's saved config and record it.
+
+    A new folder gets config.json. An existing one may change schedule keys (logged in
+    config_history.jsonl); a change of identity keys is refused with the keys that differ.
+    """
+    if paths.config.exists():
+        try:
+            old = RunConfig.from_json(paths.config.read_text(encoding="utf-8"))
+        except (ValueError, TypeError) as err:
+            raise RunFolderError(f"{paths.config} is not a readable run config ({err}); "
+                                 "use a new --run-dir or delete the folder") from err
+        changed = diff_identity(old, cfg)
+        if changed:
+            lines = "\n".join(f"  {k}: {a!r} (run) -> {b!r} (now)" for k, (a, b) in changed.items())
+            raise ConfigError(
+                f"{paths.root} was trained with a different setup; resuming would mix two "
+                f"runs. Keys that differ:\n{lines}\nUse a new --run-dir, or the run's own "
+                "values. Schedule keys (epochs, learning rates, intervals) may change.")
+        schedule = diff_schedule(old, cfg)
+        if schedule:
+            runs.append_jsonl(paths.config_history, {
+                "time": _now(), "changed": {k: {"from": a, "to": b}
+                                            for k, (a, b) in schedule.items()}})
+    runs.write_text_atomic(paths.config, cfg.to_json())
+    return cfg
+
+
+def run_info(cfg: RunConfig) -> dict:
+    """Versions, device and the maths choices a reader of the run needs to know."""
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    return {
+        "cargan_tf": cargan_tf.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git_commit": _git_commit(),
+        "device": ", ".join(gpus) if gpus else f"CPU ({os.cpu_count()} cores)",
+        "precision": cfg.precision,
+        "frozen_d_batchnorm": cfg.frozen_d_batchnorm,
+        "engine": cfg.engine,
+        "jit_compile": cfg.jit_compile,
+    }
+
+
+def _git_commit() -> str | None:
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def save_model_atomic(model: keras.Model, path: Path) -> None:
+    """model.save into a temp .keras file beside `path`, then rename over it."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        raise RunFolderError(f"could not write {path}: {err.strerror or err}") from err
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def load_images_for(cfg: RunConfig) -> np.ndarray:
+    """Training images uint8 (N, S, S, C) for cfg.data (toycars, fashion_mnist, a folder...)."""
+    from cargan_tf.data.sources import load_images
+
+    return load_images(cfg.data, cfg.image_size, cfg.channels, n=cfg.data_n, seed=cfg.seed)
+
+
+class Trainer:
+    """One run: models, the stacked gan, its checkpoint object and the run folder."""
+
+    def __init__(self, cfg: RunConfig, run_dir: str | os.PathLike,
+                 images: np.ndarray | None = None):
+        self.paths = runs.RunPaths(run_dir)
+        self.paths.create()
+        self.cfg = reconcile_config(self.paths, cfg)
+        self.images = images if images is not None else load_images_for(cfg)
+        expected = (cfg.image_size, cfg.image_size, cfg.channels)
+        if self.images.dtype != np.uint8 or self.images.shape[1:] != expected:
+            raise ConfigError(f"training images are {self.images.dtype} {self.images.shape[1:]}, "
+                              f"the config wants uint8 {expected}")
+        if len(self.images) < cfg.batch_size:
+            raise ConfigError(f"{len(self.images)} training images is fewer than one batch "
+                              f"({cfg.batch_size}); lower batch_size or add images")
+        keras.utils.set_random_seed(cfg.seed)  # weight initialisation follows the run's seed
+        self.generator = build_generator(cfg)
+        self.discriminator = build_discriminator(cfg)
+        self.gan = StackedGAN(self.generator, self.discriminator, cfg)
+        self.gan.build_optimizers()
+        self.checkpoint = tf.train.Checkpoint(
+            generator=self.generator, discriminator=self.discriminator,
+            d_optimizer=self.gan.d_optimizer, g_optimizer=self.gan.g_optimizer)
+        self.grid_latent = latents.seed_to_latent(cfg.seed, cfg.grid_size, cfg.latent_dim)
+        self._generate = tf.function(lambda z: self.generator(z, training=False),
+                                     reduce_retracing=True)
+        self.steps_per_epoch = batches_per_epoch(len(self.images), cfg.batch_size,
+                                                 cfg.drop_remainder)
+        # position of the next batch to train: epoch (1-based), batch (0-based), global step
+        self.epoch, self.batch, self.step = 1, 0, 0
+        self.resumed_from: Path | None = None
+        self._pending_rows: list[dict] = []
+
+    # ---- checkpoints -----------------------------------------------------------------------
+    def restore_latest(self) -> bool:
+        """Continue from the newest complete checkpoint, if any; True if one was restored."""
+        runs.remove_stale_checkpoints(self.paths, keep=0)
+        latest = runs.latest_checkpoint(self.paths)
+        if latest is None:
+            if self.paths.history.exists():  # a run killed before its first checkpoint
+                runs.truncate_history(self.paths.history, 1, 0)
+            return False
+        state = runs.read_json(latest / "state.json")
+        self.checkpoint.read(str(latest / "weights")).assert_existing_objects_matched()
+        self.gan.set_learning_rates(self.cfg.lr_d, self.cfg.lr_g)  # schedule may have changed
+        self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
+        runs.truncate_history(self.paths.history, self.epoch, self.batch)
+        self.resumed_from = latest
+        return True
+
+    def save_checkpoint(self) -> Path:
+        self.flush_history()
+        with runs.staged_checkpoint(self.paths, self.step) as staging:
+            self.checkpoint.write(str(staging / "weights"))
+            runs.write_json_atomic(staging / "state.json", {
+                "epoch": self.epoch, "batch": self.batch, "step": self.step,
+                "time": _now(), "steps_per_epoch": self.steps_per_epoch,
+                # noise, labels and shuffling are pure functions of these, nothing else to save
+                "rng": {"seed": self.cfg.seed, "noise": "latents.step_noise(seed, step)",
+                        "shuffle": "pipeline.epoch_order(n, seed, epoch)"},
+            })
+        runs.remove_stale_checkpoints(self.paths, keep=self.cfg.keep_checkpoints)
+        return self.paths.checkpoint(self.step)
+
+    def flush_history(self) -> None:
+        runs.append_history(self.paths.history, self._pending_rows)
+        self._pending_rows = []
+
+    # ---- one step ------------------------------------------------------------------------
+    def train_step(self, real: tf.Tensor) -> dict[str, float]:
+        """D on real, D on fake, G through the gan; returns the history fields of this batch."""
+        cfg, n = self.cfg, int(real.shape[0])
+        z_all = latents.step_noise(cfg.seed, self.step, n * (1 + cfg.g_noise_multiplier),
+                                   cfg.latent_dim)
+        fake = self._generate(z_all[:n])
+        if cfg.label_noise:
+            y_real = latents.step_labels(cfg.seed, self.step, 0, n, *cfg.real_label_range)
+            y_fake = latents.step_labels(cfg.seed, self.step, 1, n, *cfg.fake_label_range)
+        else:
+            y_real, y_fake = np.ones((n, 1), np.float32), np.zeros((n, 1), np.float32)
+        d_real = self.gan.train_discriminator(real, y_real)
+        d_fake = self.gan.train_discriminator(fake, y_fake)
+        g = self.gan.train_generator(z_all[n:], np.ones((n * cfg.g_noise_multiplier, 1),
+                                                        np.float32))
+        return {"d_loss_real": d_real["loss"], "d_loss_fake": d_fake["loss"],
+                "g_loss": g["bce"], "g_loss_l2": g["loss"] - g["bce"],
+                "D(x)": d_real["d_out"], "D(G(z))": d_fake["d_out"]}
+
+    def _check_finite(self, row: dict[str, float]) -> None:
+        bad = [k for k in ("d_loss_real", "d_loss_fake", "g_loss", "g_loss_l2")
+               if not np.isfinite(row[k])]
+        if not bad:
+            return
+        diagnostic = self.paths.root / "divergence.json"
+        runs.write_json_atomic(diagnostic, {"epoch": self.epoch, "batch": self.batch,
+                                            "step": self.step, "row": row, "time": _now()})
+        latest = runs.latest_checkpoint(self.paths)
+        raise TrainingDivergedError(
+            f"{', '.join(bad)} became non-finite at epoch {self.epoch}, batch {self.batch}. "
+            "Likely causes: a learning rate too high for this batch size, or images not in "
+            f"[-1, 1]. Details in {diagnostic}. The last good checkpoint is "
+            f"{latest or 'none (no checkpoint yet)'}; rerun with lower learning rates, e.g. "
+            "--set lr_d=1e-4 --set lr_g=7.5e-5, to continue from it.")
+
+    # ---- artefacts -----------------------------------------------------------------------
+    def samples(self, z: np.ndarray | None = None) -> np.ndarray:
+        """Generated images float32 (N, S, S, C) in [-1, 1] for z (default: the grid latent)."""
+        return self._generate(self.grid_latent if z is None else z).numpy()
+
+    def save_grid(self, batch: int | None = None) -> Path:
+        epoch = self.epoch - 1 if batch is None else self.epoch  # after epoch E: epoch_000E
+        path = self.paths.sample_grid(epoch, batch)
+        viz.save_grid(path, self.samples())
+        return path
+
+    def write_plots(self) -> None:
+        viz.plot_losses(self.paths.history, self.paths.losses_plot)
+        viz.plot_d_outputs(self.paths.history, self.paths.d_outputs_plot)
+
+    def finish(self) -> None:
+        """generator.keras, discriminator.keras, plots, real_vs_fake.png, evolution.gif."""
+        self.flush_history()
+        save_model_atomic(self.generator, self.paths.generator)
+        set_trainable(self.discriminator, True)  # saved unfrozen, so it reloads trainable
+        save_model_atomic(self.discriminator, self.paths.discriminator)
+        set_trainable(self.discriminator, False)
+        self.write_plots()
+        viz.real_vs_fake(self.images[:16], self.samples()[:16], self.paths.real_vs_fake)
+        frames = self.paths.list_sample_grids()
+        if frames:
+            labels = [f"epoch {int(p.stem.split('_')[1])}" for p in frames]
+            viz.make_gif(frames, self.paths.evolution_gif, labels=labels)
+
+    # ---- the loop ------------------------------------------------------------------------
+    def run(self, on_epoch_end: EpochCallback | None = None) -> Path:
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        if not self.restore_latest():
+            self.save_grid()  # epoch_0000: the untrained generator, first frame of the GIF
+        runs.write_json_atomic(self.paths.run_info, {
+            **run_info(cfg), "updated": _now(),
+            "resumed_from": self.resumed_from.name if self.resumed_from else None,
+            "n_images": len(self.images), "steps_per_epoch": self.steps_per_epoch})
+        writer = tf.summary.create_file_writer(str(self.paths.tensorboard)) \
+            if cfg.tensorboard else None
+        last_save = time.monotonic()
+        while self.epoch <= cfg.epochs:
+            bar = tqdm(total=self.steps_per_epoch, initial=self.batch, disable=not cfg.progress,
+                       desc=f"epoch {self.epoch}/{cfg.epochs}", leave=False, file=sys.stdout)
+            data = iter(epoch_dataset(self.images, cfg.batch_size, cfg.seed, self.epoch,
+                                      skip_batches=self.batch,
+                                      drop_remainder=cfg.drop_remainder, flip=cfg.flip))
+            while True:
+                start = time.perf_counter()
+                real = next(data, None)
+                waited = time.perf_counter() - start
+                if real is None:
+                    break
+                row = self.train_step(real)
+                row.update(epoch=self.epoch, batch=self.batch, data_wait_seconds=waited,
+                           seconds=time.perf_counter() - start)
+                self._check_finite(row)
+                self._pending_rows.append(row)
+                if writer is not None:
+                    _tensorboard_scalars(writer, row, self.step)
+                self.batch += 1
+                self.step += 1
+                bar.update(1)
+                bar.set_postfix(d=f"{row['d_loss_real'] + row['d_loss_fake']:.3f}",
+                                g=f"{row['g_loss']:.3f}", refresh=False)
+                if cfg.samples_every_batches and self.batch % cfg.samples_every_batches == 0:
+                    self.save_grid(batch=self.batch)
+                if len(self._pending_rows) >= 200:
+                    self.flush_history()
+                runs.fault_point("after_batch")
+                minutes = cfg.checkpoint_every_minutes
+                if minutes and time.monotonic() - last_save > minutes * 60:
+                    self.save_checkpoint()
+                    last_save = time.monotonic()
+            bar.close()
+            self.epoch, self.batch = self.epoch + 1, 0
+            grid = self.save_grid()
+            self.flush_history()
+            self.write_plots()
+            if writer is not None:
+                with writer.as_default():
+                    tf.summary.image("samples", viz.to_uint8(self.samples())[:16], self.step)
+            if (self.epoch - 1) % max(1, cfg.checkpoint_every_epochs) == 0 \
+                    or self.epoch > cfg.epochs:
+                self.save_checkpoint()
+                last_save = time.monotonic()
+            if cfg.progress:
+                recent = runs.read_history(self.paths.history)[-self.steps_per_epoch:]
+                print(_epoch_summary(self.epoch - 1, cfg.epochs, recent), flush=True)
+            if on_epoch_end is not None:
+                on_epoch_end(self.epoch - 1, grid)
+        self.finish()
+        return self.paths.root
+
+
+def _tensorboard_scalars(writer, row: dict, step: int) -> None:
+    with writer.as_default():
+        for key in ("d_loss_real", "d_loss_fake", "g_loss", "g_loss_l2", "D(x)", "D(G(z))"):
+            tf.summary.scalar(key.replace("(", "_").replace(")", ""), row[key], step=step)
+
+
+def _epoch_summary(epoch: int, epochs: int, rows: list[dict]) -> str:
+    if not rows:
+        return f"epoch {epoch}/{epochs}"
+    mean = {k: float(np.mean([r[k] for r in rows]))
+            for k in ("d_loss_real", "d_loss_fake", "g_loss", "D(x)", "D(G(z))", "seconds")}
+    rate = len(rows) / max(1e-9, sum(r["seconds"] for r in rows))
+    return (f"epoch {epoch}/{epochs}: d_loss {mean['d_loss_real'] + mean['d_loss_fake']:.3f}  "
+            f"g_loss {mean['g_loss']:.3f}  D(x) {mean['D(x)']:.2f}  "
+            f"D(G(z)) {mean['D(G(z))']:.2f}  {rate:.1f} batches/s")
+
+
+def train(cfg: RunConfig, run_dir: str | os.PathLike, images: np.ndarray | None = None,
+          on_epoch_end: EpochCallback | None = None) -> Path:
+    """Train (or resume) a run in `run_dir`; returns the run folder.
+
+    images: optional uint8 (N, S, S, C) training set; by default cfg.data is loaded.
+    on_epoch_end(epoch, grid_png): called after each epoch (notebooks show the grid).
+    """
+    return Trainer(cfg, run_dir, images).run(on_epoch_end)

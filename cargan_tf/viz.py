@@ -1,0 +1,204 @@
+"""Pictures: image grids, loss and D-output plots, real-vs-fake collages, the evolution GIF.
+
+Images come in as float32 in [-1, 1] or uint8 in [0, 255], shape (N, H, W, C) with C 1 or 3
+(RGB). Files are written atomically. Plots use matplotlib's Figure directly (no pyplot), so
+they work headless and never change a notebook's backend.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from cargan_tf.runs import read_history, write_bytes_atomic
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """float images in [-1, 1] -> uint8 [0, 255]; uint8 passes through."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return images
+    return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def image_grid(images: np.ndarray, cols: int | None = None, pad: int = 2,
+               pad_value: int = 255) -> np.ndarray:
+    """Tile images (N, H, W, C) into one uint8 image (rows*H + pads, cols*W + pads, C)."""
+    images = to_uint8(images)
+    n, h, w, c = images.shape
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    grid = np.full((rows * h + (rows + 1) * pad, cols * w + (cols + 1) * pad, c), pad_value,
+                   np.uint8)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + k * (w + pad)
+        grid[y:y + h, x:x + w] = images[i]
+    return grid
+
+
+def upscale(image: np.ndarray, min_side: int = 256) -> np.ndarray:
+    """Nearest-neighbour enlargement so small grids stay crisp when viewed."""
+    factor = max(1, math.ceil(min_side / max(image.shape[:2])))
+    if factor == 1:
+        return image
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """uint8 (H, W, C) RGB or (H, W, 1) gray -> PNG bytes."""
+    image = to_uint8(image)
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, buffer = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError(f"could not encode an image of shape {image.shape} as PNG")
+    return buffer.tobytes()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """PNG bytes -> uint8 (H, W, 3) RGB or (H, W, 1) gray."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError("not a decodable PNG")
+    if image.ndim == 2:
+        return image[..., None]
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+    write_bytes_atomic(path, encode_png(image))
+    return Path(path)
+
+
+def save_grid(path: str | os.PathLike, images: np.ndarray, cols: int | None = None,
+              min_side: int = 256) -> Path:
+    """Write a grid of images as a PNG (enlarged to at least `min_side` pixels)."""
+    return save_png(path, upscale(image_grid(images, cols), min_side))
+
+
+def _figure_png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    if len(values) < window or window < 2:
+        return values
+    kernel = np.ones(window) / window
+    return np.convolve(values, kernel, mode="valid")
+
+
+def _batch_axis(rows: Sequence[dict]) -> np.ndarray:
+    """Fractional epochs for each history row: epoch - 1 + batch / batches_in_that_epoch."""
+    per_epoch: dict[int, int] = {}
+    for r in rows:
+        per_epoch[r["epoch"]] = max(per_epoch.get(r["epoch"], 0), r["batch"] + 1)
+    return np.array([r["epoch"] - 1 + r["batch"] / per_epoch[r["epoch"]] for r in rows])
+
+
+def plot_losses(history_csv: str | os.PathLike, out_png: str | os.PathLike) -> Path:
+    """plots/losses.png: D real/fake loss and G loss per batch (light) and smoothed (bold)."""
+    from matplotlib.figure import Figure
+
+    rows = read_history(history_csv)
+    fig = Figure(figsize=(8, 4))
+    ax = fig.add_subplot()
+    if rows:
+        x = _batch_axis(rows)
+        window = max(1, len(rows) // 50)
+        for key, colour in (("d_loss_real", "tab:blue"), ("d_loss_fake", "tab:orange"),
+                            ("g_loss", "tab:green"), ("g_loss_l2", "tab:gray")):
+            y = np.array([r[key] for r in rows])
+            ax.plot(x, y, color=colour, alpha=0.25, linewidth=0.8)
+            ax.plot(x[window - 1:], _smooth(y, window), color=colour, label=key)
+        ax.legend(loc="upper right")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title("GAN losses per batch")
+    ax.grid(alpha=0.3)
+    write_bytes_atomic(out_png, _figure_png(fig))
+    return Path(out_png)
+
+
+def plot_d_outputs(history_csv: str | os.PathLike, out_png: str | os.PathLike) -> Path:
+    """plots/d_outputs.png: D(x) and D(G(z)) per batch; 0.5 is where D can no longer tell."""
+    from matplotlib.figure import Figure
+
+    rows = read_history(history_csv)
+    fig = Figure(figsize=(8, 4))
+    ax = fig.add_subplot()
+    if rows:
+        x = _batch_axis(rows)
+        window = max(1, len(rows) // 50)
+        for key, colour in (("D(x)", "tab:blue"), ("D(G(z))", "tab:red")):
+            y = np.array([r[key] for r in rows])
+            ax.plot(x, y, color=colour, alpha=0.25, linewidth=0.8)
+            ax.plot(x[window - 1:], _smooth(y, window), color=colour, label=key)
+        ax.legend(loc="upper right")
+    ax.axhline(0.5, color="black", linewidth=0.8, linestyle="--")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean discriminator output")
+    ax.set_title("D(x) on real and D(G(z)) on generated batches")
+    ax.grid(alpha=0.3)
+    write_bytes_atomic(out_png, _figure_png(fig))
+    return Path(out_png)
+
+
+def _caption(image: np.ndarray, text: str) -> np.ndarray:
+    """Add a white strip with black text above an RGB/gray uint8 image."""
+    h = max(18, image.shape[0] // 14)
+    strip = np.full((h, image.shape[1], image.shape[2]), 255, np.uint8)
+    scale = h / 30
+    cv2.putText(strip, text, (4, int(h * 0.75)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (0,) * image.shape[2], max(1, int(scale * 2)), cv2.LINE_AA)
+    return np.concatenate([strip, image], axis=0)
+
+
+def real_vs_fake(real: np.ndarray, fake: np.ndarray, out_png: str | os.PathLike,
+                 n: int = 16) -> Path:
+    """real_vs_fake.png: a grid of real images beside a grid of generated ones, captioned."""
+    side = math.ceil(math.sqrt(min(n, len(real), len(fake))))
+    count = side * side
+    left = _caption(upscale(image_grid(real[:count], side), 256), "real")
+    right = _caption(upscale(image_grid(fake[:count], side), 256), "generated")
+    gap = np.full((left.shape[0], 8, left.shape[2]), 255, np.uint8)
+    return save_png(out_png, np.concatenate([left, gap, right], axis=1))
+
+
+def make_gif(frames: Sequence[str | os.PathLike], out_gif: str | os.PathLike,
+             seconds_per_frame: float = 0.5, labels: Sequence[str] | None = None) -> Path:
+    """evolution.gif: one frame per grid PNG, each captioned (e.g. 'epoch 3'); loops forever."""
+    import imageio.v3 as iio
+
+    if not frames:
+        raise ValueError("no frames to make a GIF from: train at least one epoch first")
+    images = []
+    for i, frame in enumerate(frames):
+        image = decode_png(Path(frame).read_bytes())
+        if image.shape[2] == 1:
+            image = np.repeat(image, 3, axis=2)
+        label = labels[i] if labels else Path(frame).stem.replace("_", " ")
+        images.append(_caption(image, label))
+    shape = images[0].shape
+    images = [cv2.resize(im, (shape[1], shape[0])) if im.shape != shape else im for im in images]
+    buffer = io.BytesIO()
+    # duration in ms per frame; the last frame lingers so the result can be seen
+    durations = [int(seconds_per_frame * 1000)] * (len(images) - 1) + [2000]
+    iio.imwrite(buffer, np.stack(images), extension=".gif", duration=durations, loop=0)
+    write_bytes_atomic(out_gif, buffer.getvalue())
+    return Path(out_gif)
+
+
+def gif_frame_count(path: str | os.PathLike) -> int:
+    import imageio.v3 as iio
+
+    return len(iio.imread(path, index=None))

@@ -1,0 +1,39 @@
+"""Shared fixtures: a tiny trained run folder that many tests reuse, and the shared data path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def tiny_config(**overrides):
+    """The smoke version of the aim64 recipe on toycars at 16x16 (seconds on a CPU)."""
+    from cargan_tf import config
+
+    cfg = config.smoke(config.preset("aim64")).replace(jit_compile="off")
+    return cfg.replace(**overrides) if overrides else cfg
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A run folder trained for 2 epochs on 64 toycars at 16x16. Treat it as read-only."""
+    from cargan_tf.train import train
+
+    run_dir = tmp_path_factory.mktemp("tiny_run") / "run"
+    train(tiny_config(), run_dir)
+    return run_dir
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data beside the repo; tests using it skip on a fresh clone without it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present (a fresh clone has no shared data)")
+    return SHARED_DATA

@@ -1,0 +1,68 @@
+"""The command line: help for every command, sample from a run, errors without tracebacks."""
+
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+from cargan_tf import cli, viz
+
+
+def test_help_lists_every_command_and_explains_flags():
+    out = subprocess.run([sys.executable, "-m", "cargan_tf", "--help"], cwd=REPO,
+                         capture_output=True, text=True)
+    assert out.returncode == 0
+    for name in cli.COMMAND_MODULES:
+        assert name in out.stdout
+    parser = cli.build_parser()
+    for action in parser._subparsers._group_actions[0].choices.values():
+        for flag in action._actions:
+            if flag.dest != "help":
+                assert flag.help, f"{action.prog} {flag.dest} has no help text"
+
+
+def test_help_does_not_import_tensorflow():
+    code = "import sys; from cargan_tf import cli; cli.build_parser(); print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_sample_grid_and_files_from_a_run(tiny_run, tmp_path):
+    assert cli.main(["sample", str(tiny_run), "--seed", "3", "--n", "9", "--grid",
+                     "--out", str(tmp_path / "g.png")]) == 0
+    grid = viz.decode_png((tmp_path / "g.png").read_bytes())
+    assert grid.shape[0] >= 256
+    assert cli.main(["sample", str(tiny_run), "--seed", "3", "--n", "2",
+                     "--out", str(tmp_path / "files")]) == 0
+    first = viz.decode_png((tmp_path / "files" / "seed3_0000.png").read_bytes())
+    assert first.shape == (16, 16, 3)
+    assert cli.main(["sample", str(tiny_run), "--seed", "3", "--n", "1",
+                     "--out", str(tmp_path / "one")]) == 0
+    again = viz.decode_png((tmp_path / "one" / "seed3_0000.png").read_bytes())
+    assert (first == again).all()  # a seed names the same car whatever n is
+
+
+def test_missing_run_is_a_clear_error(tmp_path, capsys):
+    assert cli.main(["sample", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["plot", "gif"])
+def test_plot_and_gif_rebuild_from_a_run(tiny_run, tmp_path, command):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run, copy)
+    (copy / "evolution.gif").unlink()
+    (copy / "plots" / "losses.png").unlink()
+    assert cli.main([command, str(copy)]) == 0
+    if command == "gif":
+        assert viz.gif_frame_count(copy / "evolution.gif") == 3
+    else:
+        assert viz.decode_png((copy / "plots" / "losses.png").read_bytes()).size > 0
+
+
+def test_bad_override_is_reported_without_traceback(capsys):
+    assert cli.main(["train", "--smoke", "--set", "lr_gg=1"]) == 2
+    assert "did you mean 'lr_g'" in capsys.readouterr().err

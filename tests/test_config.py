@@ -1,0 +1,76 @@
+"""RunConfig: JSON round-trips, presets, overrides, identity vs schedule keys. No TensorFlow."""
+
+from dataclasses import fields
+
+import pytest
+
+from cargan_tf import config
+from cargan_tf.config import RunConfig
+from cargan_tf.errors import ConfigError
+
+
+def test_json_round_trip_keeps_every_field_and_type():
+    cfg = config.preset("fashion28", seed=7, real_label_range=(0.7, 0.9))
+    back = RunConfig.from_json(cfg.to_json())
+    assert back == cfg
+    assert isinstance(back.real_label_range, tuple)
+
+
+def test_identity_and_schedule_keys_partition_all_fields():
+    names = {f.name for f in fields(RunConfig)}
+    assert set(config.IDENTITY_KEYS) | set(config.SCHEDULE_KEYS) == names
+    assert not set(config.IDENTITY_KEYS) & set(config.SCHEDULE_KEYS)
+    assert {"epochs", "lr_d", "lr_g"} <= set(config.SCHEDULE_KEYS)
+    assert {"image_size", "seed", "data", "l2_alpha"} <= set(config.IDENTITY_KEYS)
+
+
+def test_unknown_key_is_refused_with_a_suggestion():
+    with pytest.raises(ConfigError, match="did you mean 'lr_g'"):
+        config.preset("aim64").replace(lr_gg=1e-3)
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("image_size", 48, "power of two"),
+    ("channels", 2, "1 \\(grayscale\\) or 3"),
+    ("frozen_d_batchnorm", "eval", "inference or batch"),
+    ("grid_size", 10, "square number"),
+])
+def test_invalid_values_say_what_is_allowed(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        config.preset("aim64").replace(**{key: value})
+
+
+def test_presets_hold_the_published_recipes():
+    aim = config.preset("aim64")
+    assert (aim.image_size, aim.kernel_size, aim.lr_d, aim.lr_g, aim.beta_1) == \
+        (64, 5, 2e-4, 1.5e-4, 0.5)
+    assert aim.g_noise_multiplier == 2 and aim.latent_dim == 100
+    dc = config.preset("dcgan64")
+    assert (dc.kernel_size, dc.use_bias, dc.batch_size, dc.lr_g) == (4, False, 128, 2e-4)
+    with pytest.raises(ConfigError, match="unknown preset"):
+        config.preset("stylegan9")
+
+
+def test_parse_override_types():
+    assert config.parse_override("lr_g=1e-4") == ("lr_g", 1e-4)
+    assert config.parse_override("batchnorm=false") == ("batchnorm", False)
+    assert config.parse_override("epochs=3") == ("epochs", 3)
+    assert config.parse_override("real_label_range=0.7,0.95") == ("real_label_range", (0.7, 0.95))
+    assert config.parse_override("data_n=none") == ("data_n", None)
+    with pytest.raises(ConfigError, match="not a valid int"):
+        config.parse_override("epochs=many")
+    with pytest.raises(ConfigError, match="key=value"):
+        config.parse_override("epochs")
+
+
+def test_diffs_name_the_changed_keys():
+    old = config.preset("aim64")
+    new = old.replace(epochs=50, image_size=32)
+    assert config.diff_identity(old, new) == {"image_size": (64, 32)}
+    assert config.diff_schedule(old, new) == {"epochs": (25, 50)}
+
+
+def test_smoke_is_tiny_but_keeps_the_architecture_family():
+    cfg = config.smoke(config.preset("fashion28"))
+    assert cfg.image_size == 28 and cfg.architecture == "fashion28" and cfg.data_n == 64
+    assert config.smoke(config.preset("aim64")).image_size == 16

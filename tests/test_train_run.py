@@ -1,0 +1,125 @@
+"""End to end: a tiny run writes every artefact; resume, identity refusal, schedule changes."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from conftest import REPO, tiny_config
+
+from cargan_tf import runs, viz
+from cargan_tf.config import RunConfig
+from cargan_tf.errors import ConfigError
+from cargan_tf.train import Trainer, TrainingDivergedError, reconcile_config, train
+
+
+def decode(path):
+    return viz.decode_png(path.read_bytes())
+
+
+def test_tiny_run_writes_every_artefact(tiny_run):
+    paths = runs.RunPaths(tiny_run)
+    cfg = RunConfig.from_json(paths.config.read_text())
+    assert cfg == tiny_config()
+
+    info = json.loads(paths.run_info.read_text())
+    for key in ("cargan_tf", "tensorflow", "keras", "python", "device", "precision",
+                "frozen_d_batchnorm", "git_commit"):
+        assert key in info
+    assert info["frozen_d_batchnorm"] == "inference" and info["keras"].startswith("3.")
+
+    with open(paths.history, newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert tuple(reader.fieldnames) == runs.HISTORY_COLUMNS
+        rows = list(reader)
+    steps = cfg.data_n // cfg.batch_size
+    assert [(int(r["epoch"]), int(r["batch"])) for r in rows] == \
+        [(e, b) for e in range(1, cfg.epochs + 1) for b in range(steps)]
+    assert all(0 <= float(r["D(x)"]) <= 1 and float(r["g_loss"]) > 0 for r in rows)
+
+    grids = paths.list_sample_grids()
+    assert [p.name for p in grids] == [f"epoch_{e:04d}.png" for e in range(cfg.epochs + 1)]
+    assert decode(grids[-1]).shape[2] == 3
+    assert not np.array_equal(decode(grids[0]), decode(grids[-1]))  # the generator learned
+    for png in (paths.losses_plot, paths.d_outputs_plot, paths.real_vs_fake):
+        assert decode(png).shape[0] > 100
+    assert viz.gif_frame_count(paths.evolution_gif) == cfg.epochs + 1
+
+    g = keras.saving.load_model(paths.generator)
+    out = np.asarray(g(np.zeros((2, cfg.latent_dim), "float32")))
+    assert out.shape == (2, 16, 16, 3) and np.abs(out).max() <= 1
+    d = keras.saving.load_model(paths.discriminator)
+    assert d.trainable and d.trainable_weights  # saved unfrozen
+    assert runs.latest_checkpoint(paths).name == f"ckpt-{cfg.epochs * steps:08d}"
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
+    """SIGKILL in epoch 2 (as when Colab recycles the runtime), then the same command again."""
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "cargan_tf", "train", "--preset", "aim64", "--smoke",
+               "--epochs", "3", "--run-dir", str(run_dir), "--set", "jit_compile=off"]
+    env = {**os.environ, runs.FAULT_ENV: "after_batch", runs.FAULT_AFTER_ENV: "6"}
+    killed = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    paths = runs.RunPaths(run_dir)
+    assert [p.name for p in runs.list_checkpoints(paths)] == ["ckpt-00000004"]
+    assert not paths.generator.exists()
+
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    positions = [(r["epoch"], r["batch"]) for r in runs.read_history(paths.history)]
+    assert positions == [(e, b) for e in (1, 2, 3) for b in range(4)]  # none lost, none twice
+    assert json.loads(paths.run_info.read_text())["resumed_from"] == "ckpt-00000004"
+    assert viz.gif_frame_count(paths.evolution_gif) == 4
+
+
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
+    cfg = tiny_config(progress=False)
+    straight = Trainer(cfg, tmp_path / "a")
+    straight.run()
+    train(cfg.replace(epochs=1), tmp_path / "b")
+    resumed = Trainer(cfg, tmp_path / "b")  # "train 1 more epoch": a schedule change
+    resumed.run()
+    for a, b in zip(straight.generator.weights, resumed.generator.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    log = runs.read_jsonl(runs.RunPaths(tmp_path / "b").config_history)
+    assert log[-1]["changed"] == {"epochs": {"from": 1, "to": 2}}
+
+
+def test_identity_change_is_refused_with_the_keys_that_differ(tmp_path):
+    paths = runs.RunPaths(tmp_path)
+    paths.create()
+    reconcile_config(paths, tiny_config())
+    with pytest.raises(ConfigError) as err:
+        reconcile_config(paths, tiny_config(image_size=32, seed=3, epochs=9))
+    message = str(err.value)
+    assert "image_size: 16 (run) -> 32 (now)" in message and "seed: 0 (run) -> 3" in message
+    assert "epochs: " not in message
+    assert RunConfig.from_json(paths.config.read_text()) == tiny_config()  # left as it was
+
+
+def test_non_finite_loss_stops_with_a_message_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+    cfg = tiny_config(epochs=2, progress=False)
+    train(cfg.replace(epochs=1), tmp_path)
+    trainer = Trainer(cfg, tmp_path)
+    real_step = trainer.train_step
+    calls = []
+
+    def diverging(real):
+        row = real_step(real)
+        calls.append(1)
+        if len(calls) == 2:
+            row["g_loss"] = float("nan")
+        return row
+
+    monkeypatch.setattr(trainer, "train_step", diverging)
+    with pytest.raises(TrainingDivergedError, match="epoch 2, batch 1") as err:
+        trainer.run()
+    assert "lr_d" in str(err.value)
+    paths = runs.RunPaths(tmp_path)
+    assert runs.latest_checkpoint(paths).name == "ckpt-00000004"
+    assert json.loads((tmp_path / "divergence.json").read_text())["batch"] == 1
