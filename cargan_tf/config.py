@@ -40,18 +40,19 @@ class RunConfig:
     fake_label_range: tuple[float, float] = (0.0, 0.2)
     g_noise_multiplier: int = 2           # G step uses this many batches of noise (AIM used 2)
     frozen_d_batchnorm: str = "inference"  # frozen D's BatchNorm in the G step: inference | batch
+    schedule: str = "classic"             # classic: D real, D fake, G | joint: TF-tutorial step
     flip: bool = False                    # random horizontal flips (off: all toycars face right)
     batch_size: int = 128                 # real images per D step
     drop_remainder: bool = True           # fixed batch shape: no retrace, frozen-D stays sound
     seed: int = 0                         # seeds weights, latents, label noise and shuffling
-    precision: str = "float32"            # float32 (mixed precision: see the speed issue)
+    precision: str = "float32"            # float32 | mixed_bfloat16 (CPU/TPU) | mixed_float16 (GPU)
 
     # --- schedule: may change when a run is resumed -------------------------------------------
     epochs: int = 25                      # total epochs (resume: train up to this many)
     lr_d: float = 2e-4                    # discriminator Adam learning rate
     lr_g: float = 1.5e-4                  # generator Adam learning rate
     beta_1: float = 0.5                   # Adam beta_1 for both
-    engine: str = "keras"                 # keras: train_on_batch on D and the stacked gan
+    engine: str = "keras"                 # keras: train_on_batch | fused: one compiled step
     jit_compile: str = "auto"             # auto (Keras: XLA on GPU only) | on | off
     grid_size: int = 36                   # images in each sample grid (a square number)
     samples_every_batches: int = 0        # also save a grid every N batches (0: per epoch only)
@@ -109,10 +110,15 @@ class RunConfig:
             raise bad("frozen_d_batchnorm", "use inference or batch")
         if self.loss != "bce":
             raise bad("loss", "use bce")
-        if self.engine != "keras":
-            raise bad("engine", "use keras")
-        if self.precision != "float32":
-            raise bad("precision", "use float32")
+        if self.engine not in ("keras", "fused"):
+            raise bad("engine", "use keras or fused")
+        if self.schedule not in ("classic", "joint"):
+            raise bad("schedule", "use classic or joint")
+        if self.schedule == "joint" and self.engine != "fused":
+            raise bad("schedule", "the joint schedule needs engine=fused (the Keras engine's "
+                                  "stacked gan can only take the classic three steps)")
+        if self.precision not in PRECISIONS:
+            raise bad("precision", f"use one of {', '.join(PRECISIONS)}")
         if self.jit_compile not in ("auto", "on", "off"):
             raise bad("jit_compile", "use auto, on or off")
         if self.g_noise_multiplier < 1:
@@ -129,12 +135,13 @@ class RunConfig:
 
 ARCHITECTURES = ("dcgan", "pytorch_dcgan", "fashion28")
 ACTIVATIONS = ("relu", "leaky_relu", "selu")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 IDENTITY_KEYS: tuple[str, ...] = (
     "preset", "data", "data_n", "image_size", "channels", "architecture", "latent_dim",
     "base_filters", "max_filters", "kernel_size", "g_activation", "d_activation", "batchnorm",
     "dropout", "use_bias", "loss", "l2_alpha", "label_noise", "real_label_range",
-    "fake_label_range", "g_noise_multiplier", "frozen_d_batchnorm", "flip", "batch_size",
+    "fake_label_range", "g_noise_multiplier", "frozen_d_batchnorm", "schedule", "flip", "batch_size",
     "drop_remainder", "seed", "precision",
 )
 SCHEDULE_KEYS: tuple[str, ...] = tuple(

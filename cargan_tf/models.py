@@ -6,6 +6,7 @@ discriminators map such images to D(x): float32 (N, 1) in [0, 1] (sigmoid).
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import keras
@@ -91,7 +92,7 @@ def _dcgan_generator(cfg: RunConfig) -> keras.Sequential:
             model.add(layers.BatchNormalization())
         model.add(_activation(cfg.g_activation))
     model.add(layers.Conv2DTranspose(cfg.channels, cfg.kernel_size, strides=2, padding="same",
-                                     activation="tanh"))                  # S x S x C in [-1, 1]
+                                     activation="tanh", dtype="float32"))  # S x S x C in [-1, 1]
     return model
 
 
@@ -111,7 +112,7 @@ def _dcgan_discriminator(cfg: RunConfig) -> keras.Sequential:
         if cfg.dropout:
             model.add(layers.Dropout(cfg.dropout))
     model.add(layers.Flatten())                                           # 4 * 4 * widths[-1]
-    model.add(layers.Dense(1, activation="sigmoid"))
+    model.add(layers.Dense(1, activation="sigmoid", dtype="float32"))
     return model
 
 
@@ -131,7 +132,7 @@ def _pytorch_generator(cfg: RunConfig) -> keras.Sequential:
         model.add(layers.BatchNormalization())
         model.add(layers.ReLU())
     model.add(layers.Conv2DTranspose(cfg.channels, k, strides=2, padding="same", use_bias=False,
-                                     activation="tanh"))
+                                     activation="tanh", dtype="float32"))
     return model
 
 
@@ -148,7 +149,7 @@ def _pytorch_discriminator(cfg: RunConfig) -> keras.Sequential:
             model.add(DiscriminatorBatchNorm())
         model.add(layers.LeakyReLU(negative_slope=0.2))
     model.add(layers.Conv2D(1, 4, strides=1, padding="valid", use_bias=False,
-                            activation="sigmoid"))                         # 1 x 1 x 1
+                            activation="sigmoid", dtype="float32"))        # 1 x 1 x 1
     model.add(layers.Flatten())
     return model
 
@@ -163,7 +164,8 @@ def _fashion_generator(cfg: RunConfig) -> keras.Sequential:
         layers.BatchNormalization(),
         layers.Conv2DTranspose(narrow, 5, strides=2, padding="same", activation="selu"),
         layers.BatchNormalization(),
-        layers.Conv2DTranspose(cfg.channels, 5, strides=2, padding="same", activation="tanh"),
+        layers.Conv2DTranspose(cfg.channels, 5, strides=2, padding="same", activation="tanh",
+                               dtype="float32"),
     ], name="generator")
 
 
@@ -179,8 +181,24 @@ def _fashion_discriminator(cfg: RunConfig) -> keras.Sequential:
         layers.LeakyReLU(negative_slope=0.2),
         layers.Dropout(cfg.dropout),
         layers.Flatten(),
-        layers.Dense(1, activation="sigmoid"),
+        layers.Dense(1, activation="sigmoid", dtype="float32"),
     ], name="discriminator")
+
+
+@contextlib.contextmanager
+def precision_policy(name: str):
+    """Build models under Keras' dtype policy `name`, then restore the global policy.
+
+    Layers keep the policy they were built with, so the global setting need not outlive the
+    build (notebooks that build other models afterwards are unaffected). Output layers are
+    always float32, so images, D's scores and the losses stay float32.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def parameter_counts(model: keras.Model) -> dict[str, int]:

@@ -23,9 +23,10 @@ import cargan_tf
 from cargan_tf import latents, runs, viz
 from cargan_tf.config import RunConfig, diff_identity, diff_schedule
 from cargan_tf.data.pipeline import batches_per_epoch, epoch_dataset
+from cargan_tf.engines import make_engine, step_inputs
 from cargan_tf.errors import CarganError, ConfigError, RunFolderError
 from cargan_tf.gan import StackedGAN, set_trainable
-from cargan_tf.models import build_discriminator, build_generator
+from cargan_tf.models import build_discriminator, build_generator, precision_policy
 
 EpochCallback = Callable[[int, Path], None]
 
@@ -133,10 +134,12 @@ class Trainer:
             raise ConfigError(f"{len(self.images)} training images is fewer than one batch "
                               f"({cfg.batch_size}); lower batch_size or add images")
         keras.utils.set_random_seed(cfg.seed)  # weight initialisation follows the run's seed
-        self.generator = build_generator(cfg)
-        self.discriminator = build_discriminator(cfg)
-        self.gan = StackedGAN(self.generator, self.discriminator, cfg)
+        with precision_policy(cfg.precision):
+            self.generator = build_generator(cfg)
+            self.discriminator = build_discriminator(cfg)
+            self.gan = StackedGAN(self.generator, self.discriminator, cfg)
         self.gan.build_optimizers()
+        self.engine = make_engine(self.gan, cfg)
         self.checkpoint = tf.train.Checkpoint(
             generator=self.generator, discriminator=self.discriminator,
             d_optimizer=self.gan.d_optimizer, g_optimizer=self.gan.g_optimizer)
@@ -187,23 +190,8 @@ class Trainer:
 
     # ---- one step ------------------------------------------------------------------------
     def train_step(self, real: tf.Tensor) -> dict[str, float]:
-        """D on real, D on fake, G through the gan; returns the history fields of this batch."""
-        cfg, n = self.cfg, int(real.shape[0])
-        z_all = latents.step_noise(cfg.seed, self.step, n * (1 + cfg.g_noise_multiplier),
-                                   cfg.latent_dim)
-        fake = self._generate(z_all[:n])
-        if cfg.label_noise:
-            y_real = latents.step_labels(cfg.seed, self.step, 0, n, *cfg.real_label_range)
-            y_fake = latents.step_labels(cfg.seed, self.step, 1, n, *cfg.fake_label_range)
-        else:
-            y_real, y_fake = np.ones((n, 1), np.float32), np.zeros((n, 1), np.float32)
-        d_real = self.gan.train_discriminator(real, y_real)
-        d_fake = self.gan.train_discriminator(fake, y_fake)
-        g = self.gan.train_generator(z_all[n:], np.ones((n * cfg.g_noise_multiplier, 1),
-                                                        np.float32))
-        return {"d_loss_real": d_real["loss"], "d_loss_fake": d_fake["loss"],
-                "g_loss": g["bce"], "g_loss_l2": g["loss"] - g["bce"],
-                "D(x)": d_real["d_out"], "D(G(z))": d_fake["d_out"]}
+        """One step of the configured engine; returns the history fields of this batch."""
+        return self.engine.step(real, step_inputs(self.cfg, self.step, int(real.shape[0])))
 
     def _check_finite(self, row: dict[str, float]) -> None:
         bad = [k for k in ("d_loss_real", "d_loss_fake", "g_loss", "g_loss_l2")

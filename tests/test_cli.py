@@ -4,9 +4,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
 
 from cargan_tf import cli, viz
+
+from conftest import REPO
 
 
 def test_help_lists_every_command_and_explains_flags():

@@ -10,10 +10,11 @@ import warnings
 import keras
 import numpy as np
 import pytest
-from conftest import tiny_config
 
 from cargan_tf import models
 from cargan_tf.gan import build_gan, set_trainable
+
+from conftest import tiny_config
 
 RNG = np.random.default_rng(0)
 

@@ -9,12 +9,13 @@ import sys
 import keras
 import numpy as np
 import pytest
-from conftest import REPO, tiny_config
 
 from cargan_tf import runs, viz
 from cargan_tf.config import RunConfig
 from cargan_tf.errors import ConfigError
 from cargan_tf.train import Trainer, TrainingDivergedError, reconcile_config, train
+
+from conftest import REPO, tiny_config
 
 
 def decode(path):
