@@ -19,6 +19,8 @@ COMMAND_MODULES = (
     "sample",
     "plot",
     "gif",
+    "export",
+    "serve",
 )
 
 

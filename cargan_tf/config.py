@@ -30,7 +30,9 @@ class RunConfig:
     kernel_size: int = 5                  # conv kernel side
     g_activation: str = "relu"            # relu | leaky_relu | selu
     d_activation: str = "leaky_relu"      # relu | leaky_relu | selu
-    batchnorm: bool = True                # BatchNormalization in G and D (DCGAN style)
+    batchnorm: bool = True                # BatchNormalization in G (and in D, see below)
+    d_batchnorm: bool = True              # BatchNormalization in D (False: a weaker D, no
+                                          # batch-statistics shortcut between real and fake)
     dropout: float = 0.0                  # dropout after each D block
     use_bias: bool = True                 # biases in conv layers (PyTorch DCGAN has none)
     loss: str = "bce"                     # bce: binary crossentropy (+ L2 term below for G)
@@ -41,6 +43,8 @@ class RunConfig:
     g_noise_multiplier: int = 2           # G step uses this many batches of noise (AIM used 2)
     frozen_d_batchnorm: str = "inference"  # frozen D's BatchNorm in the G step: inference | batch
     schedule: str = "classic"             # classic: D real, D fake, G | joint: TF-tutorial step
+    ema_decay: float = 0.0                # >0: grids and generator.keras use an exponential
+                                          # moving average of G's weights (e.g. 0.999)
     flip: bool = False                    # random horizontal flips (off: all toycars face right)
     batch_size: int = 128                 # real images per D step
     drop_remainder: bool = True           # fixed batch shape: no retrace, frozen-D stays sound
@@ -121,6 +125,8 @@ class RunConfig:
             raise bad("precision", f"use one of {', '.join(PRECISIONS)}")
         if self.jit_compile not in ("auto", "on", "off"):
             raise bad("jit_compile", "use auto, on or off")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise bad("ema_decay", "use 0 (off) or a decay in (0, 1), e.g. 0.999")
         if self.g_noise_multiplier < 1:
             raise bad("g_noise_multiplier", "use 1 or more")
         if self.batch_size < 1 or self.epochs < 0 or self.latent_dim < 1:
@@ -140,9 +146,9 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 IDENTITY_KEYS: tuple[str, ...] = (
     "preset", "data", "data_n", "image_size", "channels", "architecture", "latent_dim",
     "base_filters", "max_filters", "kernel_size", "g_activation", "d_activation", "batchnorm",
-    "dropout", "use_bias", "loss", "l2_alpha", "label_noise", "real_label_range",
-    "fake_label_range", "g_noise_multiplier", "frozen_d_batchnorm", "schedule", "flip", "batch_size",
-    "drop_remainder", "seed", "precision",
+    "d_batchnorm", "dropout", "use_bias", "loss", "l2_alpha", "label_noise", "real_label_range",
+    "fake_label_range", "g_noise_multiplier", "frozen_d_batchnorm", "schedule", "ema_decay",
+    "flip", "batch_size", "drop_remainder", "seed", "precision",
 )
 SCHEDULE_KEYS: tuple[str, ...] = tuple(
     f.name for f in fields(RunConfig) if f.name not in IDENTITY_KEYS
@@ -157,7 +163,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                     l2_alpha=0.0, label_noise=False, g_noise_multiplier=1),
     # 128x128 cars with SELU and no BatchNorm (one more upsampling block).
     "selu128": dict(image_size=128, g_activation="selu", d_activation="selu", batchnorm=False,
-                    batch_size=64),
+                    d_batchnorm=False, batch_size=64),
     # Hands-on ML's Fashion-MNIST DCGAN.
     "fashion28": dict(architecture="fashion28", data="fashion_mnist", image_size=28, channels=1,
                       dropout=0.3, batch_size=32, g_noise_multiplier=1, epochs=10),

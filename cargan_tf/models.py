@@ -106,7 +106,7 @@ def _dcgan_discriminator(cfg: RunConfig) -> keras.Sequential:
     for i, width in enumerate(widths):                                    # side halves per block
         model.add(layers.Conv2D(width, cfg.kernel_size, strides=2, padding="same",
                                 use_bias=cfg.use_bias, kernel_initializer=init))
-        if cfg.batchnorm and i > 0:                                       # DCGAN: none on block 1
+        if cfg.batchnorm and cfg.d_batchnorm and i > 0:                   # DCGAN: none on block 1
             model.add(DiscriminatorBatchNorm())
         model.add(_activation(cfg.d_activation))
         if cfg.dropout:
@@ -145,7 +145,7 @@ def _pytorch_discriminator(cfg: RunConfig) -> keras.Sequential:
     model.add(keras.Input(shape=(cfg.image_size, cfg.image_size, cfg.channels), name="image"))
     for i, width in enumerate(widths):
         model.add(layers.Conv2D(width, k, strides=2, padding="same", use_bias=False))
-        if i > 0:
+        if i > 0 and cfg.d_batchnorm:
             model.add(DiscriminatorBatchNorm())
         model.add(layers.LeakyReLU(negative_slope=0.2))
     model.add(layers.Conv2D(1, 4, strides=1, padding="valid", use_bias=False,

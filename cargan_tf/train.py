@@ -78,6 +78,7 @@ def run_info(cfg: RunConfig) -> dict:
         "frozen_d_batchnorm": cfg.frozen_d_batchnorm,
         "engine": cfg.engine,
         "jit_compile": cfg.jit_compile,
+        "generator_keras_holds": "EMA of G's weights" if cfg.ema_decay else "G's weights",
     }
 
 
@@ -140,11 +141,20 @@ class Trainer:
             self.gan = StackedGAN(self.generator, self.discriminator, cfg)
         self.gan.build_optimizers()
         self.engine = make_engine(self.gan, cfg)
-        self.checkpoint = tf.train.Checkpoint(
-            generator=self.generator, discriminator=self.discriminator,
-            d_optimizer=self.gan.d_optimizer, g_optimizer=self.gan.g_optimizer)
+        tracked = dict(generator=self.generator, discriminator=self.discriminator,
+                       d_optimizer=self.gan.d_optimizer, g_optimizer=self.gan.g_optimizer)
+        self.ema_generator = None
+        if cfg.ema_decay:
+            with precision_policy(cfg.precision):
+                self.ema_generator = keras.models.clone_model(self.generator)
+            self.ema_generator.set_weights(self.generator.get_weights())
+            tracked["ema_generator"] = self.ema_generator
+            self._ema_update = tf.function(self._ema_step)
+        self.checkpoint = tf.train.Checkpoint(**tracked)
+        # what grids and generator.keras show: the EMA of G when enabled, else G itself
+        self.output_generator = self.ema_generator or self.generator
         self.grid_latent = latents.seed_to_latent(cfg.seed, cfg.grid_size, cfg.latent_dim)
-        self._generate = tf.function(lambda z: self.generator(z, training=False),
+        self._generate = tf.function(lambda z: self.output_generator(z, training=False),
                                      reduce_retracing=True)
         self.steps_per_epoch = batches_per_epoch(len(self.images), cfg.batch_size,
                                                  cfg.drop_remainder)
@@ -193,6 +203,14 @@ class Trainer:
         """One step of the configured engine; returns the history fields of this batch."""
         return self.engine.step(real, step_inputs(self.cfg, self.step, int(real.shape[0])))
 
+    def _ema_step(self, step):
+        # Warm-up (as tf.train.ExponentialMovingAverage's num_updates): early averages would
+        # otherwise be dominated by the random initial weights.
+        step = tf.cast(step, tf.float32)
+        decay = tf.minimum(self.cfg.ema_decay, (1.0 + step) / (10.0 + step))
+        for ema, live in zip(self.ema_generator.weights, self.generator.weights):
+            ema.assign(decay * ema + (1.0 - decay) * live)
+
     def _check_finite(self, row: dict[str, float]) -> None:
         bad = [k for k in ("d_loss_real", "d_loss_fake", "g_loss", "g_loss_l2")
                if not np.isfinite(row[k])]
@@ -227,7 +245,7 @@ class Trainer:
     def finish(self) -> None:
         """generator.keras, discriminator.keras, plots, real_vs_fake.png, evolution.gif."""
         self.flush_history()
-        save_model_atomic(self.generator, self.paths.generator)
+        save_model_atomic(self.output_generator, self.paths.generator)
         set_trainable(self.discriminator, True)  # saved unfrozen, so it reloads trainable
         save_model_atomic(self.discriminator, self.paths.discriminator)
         set_trainable(self.discriminator, False)
@@ -265,6 +283,8 @@ class Trainer:
                 if real is None:
                     break
                 row = self.train_step(real)
+                if self.ema_generator is not None:
+                    self._ema_update(tf.constant(self.step))
                 row.update(epoch=self.epoch, batch=self.batch, data_wait_seconds=waited,
                            seconds=time.perf_counter() - start)
                 self._check_finite(row)

@@ -124,3 +124,19 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_checkpoint(tmp_path,
     paths = runs.RunPaths(tmp_path)
     assert runs.latest_checkpoint(paths).name == "ckpt-00000004"
     assert json.loads((tmp_path / "divergence.json").read_text())["batch"] == 1
+
+
+def test_ema_generator_is_an_average_saved_as_generator_keras(tmp_path):
+    cfg = tiny_config(ema_decay=0.9, epochs=1, progress=False)
+    trainer = Trainer(cfg, tmp_path)
+    trainer.run()
+    live = [w.numpy() for w in trainer.generator.weights]
+    ema = [w.numpy() for w in trainer.ema_generator.weights]
+    assert any(not np.allclose(a, b) for a, b in zip(live, ema))  # an average, not a copy
+    saved = keras.saving.load_model(tmp_path / "generator.keras")
+    for a, b in zip(saved.weights, ema):
+        np.testing.assert_array_equal(a.numpy(), b)
+    resumed = Trainer(cfg, tmp_path)
+    resumed.restore_latest()
+    for a, b in zip(resumed.ema_generator.weights, ema):  # the checkpoint holds the EMA too
+        np.testing.assert_array_equal(a.numpy(), b)

@@ -1,0 +1,39 @@
+"""`python -m cargan_tf serve`: a local HTTP server with the Lambda handler's API and a gallery page."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve", help="serve generated cars over HTTP: the gallery page and /api/generate",
+        description="Serve a generator locally: GET / is a gallery page (a grid of new cars, a "
+                    "new-seed button, a slider between two seeds); GET or POST /api/generate "
+                    "takes the same fields as the Lambda handler (n, seed, format, seed_b, steps).")
+    p.add_argument("generator", help="a run folder, a .keras file, a SavedModel folder or a .tflite "
+                                     "file written by `export`")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind; the default serves this machine only, 0.0.0.0 opens it "
+                        "to the network")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import logging
+
+    from cargan_tf.export import load_serving_model
+    from cargan_tf.serve import make_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")  # one line a request
+    model = load_serving_model(args.generator)
+    server = make_server(model, args.host, args.port)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"note: listening on {args.host}: other machines can reach this server")
+    print(f"serving {model.kind} model {args.generator} at {server.url}  (Ctrl+C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped")
+    finally:
+        server.server_close()
+    return 0
