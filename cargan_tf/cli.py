@@ -15,10 +15,15 @@ from cargan_tf.errors import CarganError
 
 # Order here is the order in `--help`.
 COMMAND_MODULES = (
+    "download",
+    "prepare",
     "train",
     "sample",
     "plot",
     "gif",
+    "evaluate",
+    "inpaint",
+    "restore",
     "export",
     "serve",
 )

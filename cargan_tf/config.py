@@ -15,6 +15,16 @@ from typing import Any
 from cargan_tf.errors import ConfigError
 
 
+def parse_policy(policy: str) -> tuple[str, ...]:
+    """DiffAugment's policy string -> op names (kept here so config imports no TensorFlow)."""
+    ops = ("color", "translation", "cutout")
+    names = tuple(p.strip() for p in policy.split(",") if p.strip())
+    if any(n not in ops for n in names) or len(set(names)) != len(names):
+        raise ValueError(f"diffaugment={policy!r} is not valid: use a comma list of distinct "
+                         f"{', '.join(ops)} (or empty for none)")
+    return names
+
+
 @dataclass
 class RunConfig:
     # --- identity: what the run is -------------------------------------------------------
@@ -34,8 +44,19 @@ class RunConfig:
     d_batchnorm: bool = True              # BatchNormalization in D (False: a weaker D, no
                                           # batch-statistics shortcut between real and fake)
     dropout: float = 0.0                  # dropout after each D block
+    spectral_norm: bool = False           # spectral normalisation of every D kernel (Miyato
+                                          # et al. 2018; keras.layers.SpectralNormalization)
+    minibatch_std: bool = False           # D appends the batch's mean feature std as one more
+                                          # channel before its last layer (ProGAN): anti-collapse
+    diffaugment: str = ""                 # DiffAugment policy for everything D sees, e.g.
+                                          # "color,translation,cutout" ("" = off; engine=fused)
     use_bias: bool = True                 # biases in conv layers (PyTorch DCGAN has none)
-    loss: str = "bce"                     # bce: binary crossentropy (+ L2 term below for G)
+    loss: str = "bce"                     # bce: D sigmoid + binary crossentropy, G non-saturating
+                                          # BCE(D(G(z)), 1) (+ L2 term below) | nonsaturating:
+                                          # the same maths on logits (D has no sigmoid; stable
+                                          # when D is sure) | hinge: D relu(1-D(x)) +
+                                          # relu(1+D(G(z))) on raw scores, G -D(G(z)).
+                                          # nonsaturating and hinge need engine=fused
     l2_alpha: float = 5e-4                # L2-enhanced G loss weight; 0 gives plain BCE
     label_noise: bool = True              # noisy labels for D (ranges below); False = hard 1/0
     real_label_range: tuple[float, float] = (0.8, 1.0)
@@ -43,6 +64,10 @@ class RunConfig:
     g_noise_multiplier: int = 2           # G step uses this many batches of noise (AIM used 2)
     frozen_d_batchnorm: str = "inference"  # frozen D's BatchNorm in the G step: inference | batch
     schedule: str = "classic"             # classic: D real, D fake, G | joint: TF-tutorial step
+    fake_batch_mode: str = "inference"    # classic schedule: D's fake batch from G in inference
+                                          # mode (as generator.predict gave it) | training (batch
+                                          # statistics, as G's own step and PyTorch's DCGAN);
+                                          # the joint schedule always uses its training-mode pass
     ema_decay: float = 0.0                # >0: grids and generator.keras use an exponential
                                           # moving average of G's weights (e.g. 0.999)
     flip: bool = False                    # random horizontal flips (off: all toycars face right)
@@ -64,7 +89,16 @@ class RunConfig:
     checkpoint_every_minutes: float = 10.0  # and at least this often inside an epoch (0: never)
     keep_checkpoints: int = 3             # keep the newest K checkpoints (0: keep all)
     tensorboard: bool = False             # also write TensorBoard scalars and grids
+    eval_every_epochs: int = 0            # score G every N epochs into metrics.csv and keep
+                                          # best_generator.keras by FID (0: never)
+    eval_n: int = 1000                    # generated and real images per evaluation
+    eval_features: str = "domain"         # domain (the package's own extractor for toycars /
+                                          # Fashion-MNIST) | inception | pixels
     progress: bool = True                 # tqdm progress bar
+    deterministic: bool = False           # op determinism on: a killed and resumed run ends
+                                          # bit-identical to an uninterrupted one (slower)
+    on_divergence: str = "stop"           # NaN/Inf loss: stop | restart (last good checkpoint,
+                                          # learning rates halved, at most 3 times)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -112,10 +146,29 @@ class RunConfig:
                 raise bad(key, f"use one of {', '.join(ACTIVATIONS)}")
         if self.frozen_d_batchnorm not in ("inference", "batch"):
             raise bad("frozen_d_batchnorm", "use inference or batch")
-        if self.loss != "bce":
-            raise bad("loss", "use bce")
+        if self.loss not in LOSSES:
+            raise bad("loss", f"use one of {', '.join(LOSSES)}")
         if self.engine not in ("keras", "fused"):
             raise bad("engine", "use keras or fused")
+        if self.loss == "hinge" and self.label_noise:
+            raise bad("loss", "the hinge loss has no labels to smooth: add --set "
+                              "label_noise=false")
+        if self.loss != "bce" and self.architecture == "fashion28":
+            raise bad("loss", "the fashion28 recipe is bce only (use architecture=dcgan)")
+        if self.loss != "bce" and self.engine != "fused":
+            raise bad("loss", "the Keras engine's compiled D and stacked gan take binary "
+                              "crossentropy only: add --set engine=fused for "
+                              f"loss={self.loss}")
+        try:
+            policy = parse_policy(self.diffaugment)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        if policy and self.engine != "fused":
+            raise bad("diffaugment", "DiffAugment runs inside the fused step (train_on_batch "
+                                     "cannot augment the stacked gan's fakes): add --set "
+                                     "engine=fused")
+        if self.fake_batch_mode not in ("inference", "training"):
+            raise bad("fake_batch_mode", "use inference or training")
         if self.schedule not in ("classic", "joint"):
             raise bad("schedule", "use classic or joint")
         if self.schedule == "joint" and self.engine != "fused":
@@ -123,6 +176,8 @@ class RunConfig:
                                   "stacked gan can only take the classic three steps)")
         if self.precision not in PRECISIONS:
             raise bad("precision", f"use one of {', '.join(PRECISIONS)}")
+        if self.on_divergence not in ("stop", "restart"):
+            raise bad("on_divergence", "use stop or restart")
         if self.jit_compile not in ("auto", "on", "off"):
             raise bad("jit_compile", "use auto, on or off")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -140,14 +195,17 @@ class RunConfig:
 
 
 ARCHITECTURES = ("dcgan", "pytorch_dcgan", "fashion28")
+LOSSES = ("bce", "nonsaturating", "hinge")
 ACTIVATIONS = ("relu", "leaky_relu", "selu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 IDENTITY_KEYS: tuple[str, ...] = (
     "preset", "data", "data_n", "image_size", "channels", "architecture", "latent_dim",
     "base_filters", "max_filters", "kernel_size", "g_activation", "d_activation", "batchnorm",
-    "d_batchnorm", "dropout", "use_bias", "loss", "l2_alpha", "label_noise", "real_label_range",
-    "fake_label_range", "g_noise_multiplier", "frozen_d_batchnorm", "schedule", "ema_decay",
+    "d_batchnorm", "dropout", "spectral_norm", "minibatch_std", "diffaugment", "use_bias",
+    "loss", "l2_alpha", "label_noise", "real_label_range",
+    "fake_label_range", "g_noise_multiplier", "frozen_d_batchnorm", "schedule", "fake_batch_mode",
+    "ema_decay",
     "flip", "batch_size", "drop_remainder", "seed", "precision",
 )
 SCHEDULE_KEYS: tuple[str, ...] = tuple(
@@ -168,8 +226,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fashion28": dict(architecture="fashion28", data="fashion_mnist", image_size=28, channels=1,
                       dropout=0.3, batch_size=32, g_noise_multiplier=1, epochs=10),
     # The README quickstart: small 32x32 cars that train on 2 CPU cores in about ten minutes.
+    # Not a published recipe: the aim64 family at 32x32 with the issue-5 fixes that made it
+    # work in 2048 steps (benchmarks/quality_search.py): D's fakes from G in training mode
+    # (the classic Keras recipe's inference-mode fakes let G fool D with batch statistics D
+    # never sees), no BatchNorm in D, a minibatch-std channel in D (diversity), 4x4 kernels
+    # (no checkerboard), an EMA of G's weights for the grids and generator.keras, no L2 term.
     "quick32": dict(image_size=32, base_filters=32, max_filters=256, batch_size=64,
-                    g_noise_multiplier=1, data_n=8192, epochs=15, lr_g=2e-4),
+                    g_noise_multiplier=1, data_n=8192, epochs=16, lr_g=2e-4, engine="fused",
+                    fake_batch_mode="training", d_batchnorm=False, minibatch_std=True,
+                    kernel_size=4, ema_decay=0.999, l2_alpha=0.0),
 }
 
 # --smoke: tiny sizes, same code path. Applied on top of any preset.

@@ -8,6 +8,11 @@
 - ``fused`` with ``schedule="joint"``: the TensorFlow DCGAN tutorial's recipe, a different
   recipe, not the same maths: one generator pass reused by both losses, and one D update on
   the summed real + fake loss.
+
+Options of the fused engine only: ``loss`` nonsaturating | hinge (D's output is then a raw
+score; the history's D(x) and D(G(z)) columns show sigmoid(score) so they stay in [0, 1]), and
+``diffaugment`` (augment.py: the same differentiable T on every image D sees, real or fake, in
+D's and G's updates; its randomness is a pure function of (seed, step)).
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from cargan_tf import latents
-from cargan_tf.config import RunConfig
+from cargan_tf.augment import diff_augment
+from cargan_tf.config import RunConfig, parse_policy
 from cargan_tf.gan import StackedGAN, set_trainable
 from cargan_tf.losses import l2_penalty
 
@@ -26,7 +32,8 @@ def step_inputs(cfg: RunConfig, step: int, n: int) -> dict[str, np.ndarray]:
     """Noise and labels of global step `step` for a real batch of n: the same for both engines.
 
     z_fake (n, latent) feeds the fake batch for D; z_gen (n * g_noise_multiplier, latent) the
-    G step; y_real / y_fake (n, 1) are D's (noisy) targets.
+    G step; y_real / y_fake (n, 1) are D's (noisy) targets; aug_keys int64 (3, 2) seed
+    DiffAugment of the real batch, the fake batch and the G step (used by the fused engine).
     """
     z_all = latents.step_noise(cfg.seed, step, n * (1 + cfg.g_noise_multiplier), cfg.latent_dim)
     if cfg.label_noise:
@@ -34,7 +41,10 @@ def step_inputs(cfg: RunConfig, step: int, n: int) -> dict[str, np.ndarray]:
         y_fake = latents.step_labels(cfg.seed, step, 1, n, *cfg.fake_label_range)
     else:
         y_real, y_fake = np.ones((n, 1), np.float32), np.zeros((n, 1), np.float32)
-    return {"z_fake": z_all[:n], "z_gen": z_all[n:], "y_real": y_real, "y_fake": y_fake}
+    aug_keys = np.random.default_rng([int(cfg.seed), 13, int(step)]).integers(
+        0, 2**62, size=(3, 2), dtype=np.int64)
+    return {"z_fake": z_all[:n], "z_gen": z_all[n:], "y_real": y_real, "y_fake": y_fake,
+            "aug_keys": aug_keys}
 
 
 class KerasEngine:
@@ -44,11 +54,13 @@ class KerasEngine:
 
     def __init__(self, sg: StackedGAN, cfg: RunConfig):
         self.sg, self.cfg = sg, cfg
-        self._generate = tf.function(lambda z: sg.generator(z, training=False),
+        training = cfg.fake_batch_mode == "training"
+        self._generate = tf.function(lambda z: sg.generator(z, training=training),
                                      reduce_retracing=True)
 
     def step(self, real: tf.Tensor, inputs: dict[str, np.ndarray]) -> dict[str, float]:
         # the fake batch comes from G in inference mode, as generator.predict() gave it
+        # (fake_batch_mode=training: with G's batch statistics, updating its moving ones)
         fake = self._generate(inputs["z_fake"])
         d_real = self.sg.train_discriminator(real, inputs["y_real"])
         d_fake = self.sg.train_discriminator(fake, inputs["y_fake"])
@@ -61,6 +73,37 @@ class KerasEngine:
 
 def _bce(y_true, y_pred):
     return tf.reduce_mean(keras.losses.binary_crossentropy(y_true, y_pred))
+
+
+def d_loss(loss: str, out, labels, real: bool):
+    """D's loss on one batch of its outputs `out` (N, 1): targets `labels` (bce, nonsaturating)
+    or, for hinge, mean(relu(1 - out)) on real images and mean(relu(1 + out)) on fakes."""
+    if loss == "bce":
+        return _bce(labels, out)
+    out = tf.cast(out, tf.float32)
+    if loss == "nonsaturating":
+        return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=out))
+    if loss == "hinge":
+        return tf.reduce_mean(tf.nn.relu(1.0 - out) if real else tf.nn.relu(1.0 + out))
+    raise ValueError(f"unknown loss {loss!r}")
+
+
+def g_loss(loss: str, out):
+    """G's loss on D's outputs for its fakes: -log D(G(z)) (bce, nonsaturating), -D(G(z)) (hinge)."""
+    if loss == "bce":
+        return _bce(tf.ones_like(out), out)
+    out = tf.cast(out, tf.float32)
+    if loss == "nonsaturating":
+        return tf.reduce_mean(tf.nn.softplus(-out))  # = BCE(1, sigmoid(out)), computed stably
+    if loss == "hinge":
+        return -tf.reduce_mean(out)
+    raise ValueError(f"unknown loss {loss!r}")
+
+
+def d_probability(loss: str, out):
+    """mean D output as a probability for the history: sigmoid(score) for the logit losses."""
+    out = tf.cast(out, tf.float32)
+    return tf.reduce_mean(out if loss == "bce" else tf.sigmoid(out))
 
 
 class FusedEngine:
@@ -77,6 +120,8 @@ class FusedEngine:
         if schedule not in ("classic", "joint"):
             raise ValueError(f"schedule must be classic or joint, got {schedule!r}")
         self.sg, self.cfg, self.schedule = sg, cfg, schedule
+        self.loss = cfg.loss
+        self.policy = parse_policy(cfg.diffaugment)
         sg.build_optimizers()
         jit = {"auto": None, "on": True, "off": False}[cfg.jit_compile]
         body = self._classic if schedule == "classic" else self._joint
@@ -84,66 +129,72 @@ class FusedEngine:
                                  reduce_retracing=True)
 
     def step(self, real: tf.Tensor, inputs: dict[str, np.ndarray]) -> dict[str, float]:
+        aug_keys = inputs.get("aug_keys")
+        if aug_keys is None:
+            aug_keys = np.zeros((3, 2), np.int64)
         out = self._step(real, inputs["z_fake"], inputs["z_gen"], inputs["y_real"],
-                         inputs["y_fake"])
+                         inputs["y_fake"], aug_keys)
         return {k: float(v) for k, v in out.items()}
 
-    def _d_update(self, images, labels):
+    def _augment(self, images, key):
+        return diff_augment(images, self.policy, key) if self.policy else images
+
+    def _d_update(self, images, labels, real: bool, key):
         D = self.sg.discriminator
         set_trainable(D, True)
         with tf.GradientTape() as tape:
-            pred = D(images, training=True)
-            loss = _bce(labels, pred)
+            pred = D(self._augment(images, key), training=True)
+            loss = d_loss(self.loss, pred, labels, real)
             # loss scaling under mixed_float16 (identity otherwise); apply_gradients unscales
             scaled = self.sg.d_optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, D.trainable_variables)
         self.sg.d_optimizer.apply_gradients(zip(grads, D.trainable_variables))
         set_trainable(D, False)
-        return loss, tf.reduce_mean(pred)
+        return loss, d_probability(self.loss, pred)
 
-    def _g_update(self, z):
+    def _g_update(self, z, key):
         G, D = self.sg.generator, self.sg.discriminator
         set_trainable(D, False)
         with tf.GradientTape() as tape:
-            pred = D(G(z, training=True), training=True)
-            bce = _bce(tf.ones_like(pred), pred)
+            pred = D(self._augment(G(z, training=True), key), training=True)
+            loss = g_loss(self.loss, pred)
             l2 = l2_penalty(G, self.cfg.l2_alpha)
-            scaled = self.sg.g_optimizer.scale_loss(bce + l2)
+            scaled = self.sg.g_optimizer.scale_loss(loss + l2)
         grads = tape.gradient(scaled, G.trainable_variables)
         self.sg.g_optimizer.apply_gradients(zip(grads, G.trainable_variables))
-        return bce, l2
+        return loss, l2
 
-    def _classic(self, real, z_fake, z_gen, y_real, y_fake):
-        fake = self.sg.generator(z_fake, training=False)
-        d_loss_real, d_x = self._d_update(real, y_real)
-        d_loss_fake, d_gz = self._d_update(fake, y_fake)
-        g_loss, g_l2 = self._g_update(z_gen)
-        return {"d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake, "g_loss": g_loss,
+    def _classic(self, real, z_fake, z_gen, y_real, y_fake, aug_keys):
+        fake = self.sg.generator(z_fake, training=self.cfg.fake_batch_mode == "training")
+        d_loss_real, d_x = self._d_update(real, y_real, True, aug_keys[0])
+        d_loss_fake, d_gz = self._d_update(fake, y_fake, False, aug_keys[1])
+        g_loss_, g_l2 = self._g_update(z_gen, aug_keys[2])
+        return {"d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake, "g_loss": g_loss_,
                 "g_loss_l2": g_l2, "D(x)": d_x, "D(G(z))": d_gz}
 
-    def _joint(self, real, z_fake, z_gen, y_real, y_fake):
+    def _joint(self, real, z_fake, z_gen, y_real, y_fake, aug_keys):
         # TF DCGAN tutorial: one G pass, both losses from it, one D update on real + fake.
         G, D = self.sg.generator, self.sg.discriminator
         set_trainable(D, True)
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = G(z_fake, training=True)
-            real_out = D(real, training=True)
-            fake_out = D(fake, training=True)
-            d_loss_real = _bce(y_real, real_out)
-            d_loss_fake = _bce(y_fake, fake_out)
-            d_loss = d_loss_real + d_loss_fake
-            g_loss = _bce(tf.ones_like(fake_out), fake_out)
+            real_out = D(self._augment(real, aug_keys[0]), training=True)
+            fake_out = D(self._augment(fake, aug_keys[1]), training=True)
+            d_loss_real = d_loss(self.loss, real_out, y_real, True)
+            d_loss_fake = d_loss(self.loss, fake_out, y_fake, False)
+            d_loss_ = d_loss_real + d_loss_fake
+            g_loss_ = g_loss(self.loss, fake_out)
             g_l2 = l2_penalty(G, self.cfg.l2_alpha)
-            d_scaled = self.sg.d_optimizer.scale_loss(d_loss)
-            g_scaled = self.sg.g_optimizer.scale_loss(g_loss + g_l2)
+            d_scaled = self.sg.d_optimizer.scale_loss(d_loss_)
+            g_scaled = self.sg.g_optimizer.scale_loss(g_loss_ + g_l2)
         d_grads = d_tape.gradient(d_scaled, D.trainable_variables)
         g_grads = g_tape.gradient(g_scaled, G.trainable_variables)
         self.sg.d_optimizer.apply_gradients(zip(d_grads, D.trainable_variables))
         self.sg.g_optimizer.apply_gradients(zip(g_grads, G.trainable_variables))
         set_trainable(D, False)
-        return {"d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake, "g_loss": g_loss,
-                "g_loss_l2": g_l2, "D(x)": tf.reduce_mean(real_out),
-                "D(G(z))": tf.reduce_mean(fake_out)}
+        return {"d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake, "g_loss": g_loss_,
+                "g_loss_l2": g_l2, "D(x)": d_probability(self.loss, real_out),
+                "D(G(z))": d_probability(self.loss, fake_out)}
 
 
 def _auto_jit() -> bool:

@@ -1,7 +1,12 @@
 """Sequential generator and discriminator builders for the presets in config.py.
 
 Generators map z: float32 (N, latent_dim) to images float32 (N, S, S, C) in [-1, 1] (tanh);
-discriminators map such images to D(x): float32 (N, 1) in [0, 1] (sigmoid).
+discriminators map such images to D(x): float32 (N, 1) in [0, 1] (sigmoid) for loss=bce, or to
+a raw score (a logit) for loss=nonsaturating|hinge.
+
+Options (all off by default, so the published recipes and their parameter counts hold):
+spectral_norm wraps every D kernel layer in SpectralNorm; minibatch_std adds a MinibatchStdDev
+channel before D's last layer.
 """
 
 from __future__ import annotations
@@ -40,6 +45,57 @@ class DiscriminatorBatchNorm(layers.BatchNormalization):
             )
             return ops.cast(outputs, self.compute_dtype)
         return super().call(inputs, training=training, mask=mask)
+
+
+@keras.saving.register_keras_serializable(package="cargan_tf")
+class SpectralNorm(layers.SpectralNormalization):
+    """keras.layers.SpectralNormalization that leaves a *frozen* D alone.
+
+    Keras' wrapper re-normalises its kernel in place (kernel / sigma, one power iteration)
+    whenever it is called with training=True, even while frozen inside the stacked gan's
+    G step. Here that happens only while the layer is trainable (D's own update), so the G
+    step changes none of D's variables, as with the frozen BatchNorm.
+    """
+
+    def call(self, inputs, training=False):
+        return super().call(inputs, training=bool(training) and self.trainable)
+
+
+@keras.saving.register_keras_serializable(package="cargan_tf")
+class MinibatchStdDev(layers.Layer):
+    """(N, H, W, C) -> (N, H, W, C + 1): the last channel is the batch's mean feature std.
+
+    ProGAN's minibatch standard deviation over the whole batch: the std of each feature
+    across the N images, averaged to one number and broadcast as a constant map. A
+    collapsed generator's batch has a std near 0, which D can then see. No weights.
+    """
+
+    def __init__(self, epsilon: float = 1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        std = ops.sqrt(ops.var(x, axis=0) + self.epsilon)      # (H, W, C)
+        stat = ops.ones_like(x[..., :1]) * ops.mean(std)        # (N, H, W, 1)
+        return ops.concatenate([inputs, ops.cast(stat, inputs.dtype)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+def _d_weighted(cfg: RunConfig, layer: layers.Layer) -> layers.Layer:
+    """D's Conv2D / Dense `layer`, spectrally normalised when cfg.spectral_norm."""
+    # the wrapper casts to its input's dtype: give it the layer's policy (float32 outputs stay so)
+    return SpectralNorm(layer, dtype=layer.dtype_policy) if cfg.spectral_norm else layer
+
+
+def _d_output_activation(cfg: RunConfig) -> str | None:
+    """sigmoid for the BCE recipes; none (a raw score) for the logit losses."""
+    return "sigmoid" if cfg.loss == "bce" else None
 
 
 def build_generator(cfg: RunConfig) -> keras.Sequential:
@@ -104,15 +160,19 @@ def _dcgan_discriminator(cfg: RunConfig) -> keras.Sequential:
     model = keras.Sequential(name="discriminator")
     model.add(keras.Input(shape=(cfg.image_size, cfg.image_size, cfg.channels), name="image"))
     for i, width in enumerate(widths):                                    # side halves per block
-        model.add(layers.Conv2D(width, cfg.kernel_size, strides=2, padding="same",
-                                use_bias=cfg.use_bias, kernel_initializer=init))
+        model.add(_d_weighted(cfg, layers.Conv2D(width, cfg.kernel_size, strides=2,
+                                                 padding="same", use_bias=cfg.use_bias,
+                                                 kernel_initializer=init)))
         if cfg.batchnorm and cfg.d_batchnorm and i > 0:                   # DCGAN: none on block 1
             model.add(DiscriminatorBatchNorm())
         model.add(_activation(cfg.d_activation))
         if cfg.dropout:
             model.add(layers.Dropout(cfg.dropout))
+    if cfg.minibatch_std:
+        model.add(MinibatchStdDev())                                      # 4 x 4 x (widths[-1]+1)
     model.add(layers.Flatten())                                           # 4 * 4 * widths[-1]
-    model.add(layers.Dense(1, activation="sigmoid", dtype="float32"))
+    model.add(_d_weighted(cfg, layers.Dense(1, activation=_d_output_activation(cfg),
+                                            dtype="float32")))
     return model
 
 
@@ -144,12 +204,16 @@ def _pytorch_discriminator(cfg: RunConfig) -> keras.Sequential:
     model = keras.Sequential(name="discriminator")
     model.add(keras.Input(shape=(cfg.image_size, cfg.image_size, cfg.channels), name="image"))
     for i, width in enumerate(widths):
-        model.add(layers.Conv2D(width, k, strides=2, padding="same", use_bias=False))
+        model.add(_d_weighted(cfg, layers.Conv2D(width, k, strides=2, padding="same",
+                                                 use_bias=False)))
         if i > 0 and cfg.d_batchnorm:
             model.add(DiscriminatorBatchNorm())
         model.add(layers.LeakyReLU(negative_slope=0.2))
-    model.add(layers.Conv2D(1, 4, strides=1, padding="valid", use_bias=False,
-                            activation="sigmoid", dtype="float32"))        # 1 x 1 x 1
+    if cfg.minibatch_std:
+        model.add(MinibatchStdDev())
+    model.add(_d_weighted(cfg, layers.Conv2D(1, 4, strides=1, padding="valid", use_bias=False,
+                                             activation=_d_output_activation(cfg),
+                                             dtype="float32")))  # 1 x 1 x 1
     model.add(layers.Flatten())
     return model
 
@@ -174,14 +238,15 @@ def _fashion_discriminator(cfg: RunConfig) -> keras.Sequential:
     narrow, wide = cfg.base_filters, 2 * cfg.base_filters
     return keras.Sequential([
         keras.Input(shape=(28, 28, cfg.channels), name="image"),
-        layers.Conv2D(narrow, 5, strides=2, padding="same"),
+        _d_weighted(cfg, layers.Conv2D(narrow, 5, strides=2, padding="same")),
         layers.LeakyReLU(negative_slope=0.2),
         layers.Dropout(cfg.dropout),
-        layers.Conv2D(wide, 5, strides=2, padding="same"),
+        _d_weighted(cfg, layers.Conv2D(wide, 5, strides=2, padding="same")),
         layers.LeakyReLU(negative_slope=0.2),
         layers.Dropout(cfg.dropout),
+        *([MinibatchStdDev()] if cfg.minibatch_std else []),
         layers.Flatten(),
-        layers.Dense(1, activation="sigmoid", dtype="float32"),
+        _d_weighted(cfg, layers.Dense(1, activation="sigmoid", dtype="float32")),
     ], name="discriminator")
 
 

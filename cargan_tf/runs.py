@@ -31,6 +31,17 @@ CHECKPOINT_PREFIX = "ckpt-"
 _CHECKPOINT_RE = re.compile(r"^ckpt-(\d{8})$")
 # Test-only fault injection: CARGAN_FAULT=<point> makes fault_point(<point>) kill the process
 # (SIGKILL, as when Colab recycles a runtime) on its CARGAN_FAULT_AFTER-th visit (default 1).
+# The points, in the order a run meets them:
+FAULT_POINTS = (
+    "after_batch",                 # between two training steps
+    "history_mid_append",          # half of a history.csv append written
+    "atomic_before_rename",        # any file (grid, plot, json) written to its temp name only
+    "checkpoint_after_weights",    # checkpoint weights staged, state.json not yet
+    "checkpoint_before_rename",    # checkpoint complete in staging, not yet renamed into place
+    "after_checkpoint",            # right after a checkpoint became the latest
+    "model_before_rename",         # generator.keras / discriminator.keras saved to a temp name
+    "gif_before_write",            # all grids done, evolution.gif not written yet
+)
 FAULT_ENV = "CARGAN_FAULT"
 FAULT_AFTER_ENV = "CARGAN_FAULT_AFTER"
 _fault_visits: dict[str, int] = {}
@@ -47,6 +58,8 @@ class RunPaths:
     config_history = property(lambda self: self.root / "config_history.jsonl")
     history = property(lambda self: self.root / "history.csv")
     metrics = property(lambda self: self.root / "metrics.csv")
+    metrics_json = property(lambda self: self.root / "metrics.json")
+    best_generator = property(lambda self: self.root / "best_generator.keras")
     samples = property(lambda self: self.root / "samples")
     checkpoints = property(lambda self: self.root / "checkpoints")
     plots = property(lambda self: self.root / "plots")
@@ -195,6 +208,10 @@ def append_history(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
     text = _history_text(rows, header=not path.exists())
     try:
         with open(path, "a", encoding="utf-8") as handle:
+            if os.environ.get(FAULT_ENV) == "history_mid_append":  # a torn last row
+                handle.write(text[: len(text) // 2])
+                handle.flush()
+                fault_point("history_mid_append")
             handle.write(text)
     except OSError as err:
         raise RunFolderError(f"could not append to {path}: {err.strerror or err}") from err
@@ -238,8 +255,8 @@ def staged_checkpoint(paths: RunPaths, step: int) -> Iterator[Path]:
     staging = paths.checkpoints / f".tmp-{final.name}-{os.getpid()}"
     try:
         shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        yield staging
+        staging.mkdir()  # no parents: a vanished run folder (Drive unmounted) must fail, not
+        yield staging   # be silently recreated on the local disk
         fault_point("checkpoint_before_rename")
         if final.exists():  # same step saved twice (e.g. epoch end right after a timed save)
             shutil.rmtree(final)
@@ -263,6 +280,22 @@ def remove_stale_checkpoints(paths: RunPaths, keep: int) -> list[Path]:
         for old in complete[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
             removed.append(old)
+    return removed
+
+
+def remove_stale_temp_files(paths: RunPaths) -> list[Path]:
+    """Delete temporary files a killed process left behind (``.NAME.*.tmp``, ``.NAME.*.tmp.keras``).
+
+    They are never read (the real file is only replaced by a rename), so removing them at the
+    start of a resumed run is safe. Staging checkpoint folders are handled separately.
+    """
+    removed = []
+    if paths.root.exists():
+        for stale in paths.root.rglob(".*.tmp*"):
+            if stale.is_file():
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+                    removed.append(stale)
     return removed
 
 

@@ -103,6 +103,7 @@ def save_model_atomic(model: keras.Model, path: Path) -> None:
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
     try:
         model.save(tmp)
+        runs.fault_point("model_before_rename")
         os.replace(tmp, path)
     except OSError as err:
         raise RunFolderError(f"could not write {path}: {err.strerror or err}") from err
@@ -135,6 +136,9 @@ class Trainer:
             raise ConfigError(f"{len(self.images)} training images is fewer than one batch "
                               f"({cfg.batch_size}); lower batch_size or add images")
         keras.utils.set_random_seed(cfg.seed)  # weight initialisation follows the run's seed
+        if cfg.deterministic:
+            # process-wide and irreversible: deterministic kernels for the rest of the process
+            tf.config.experimental.enable_op_determinism()
         with precision_policy(cfg.precision):
             self.generator = build_generator(cfg)
             self.discriminator = build_discriminator(cfg)
@@ -162,11 +166,14 @@ class Trainer:
         self.epoch, self.batch, self.step = 1, 0, 0
         self.resumed_from: Path | None = None
         self._pending_rows: list[dict] = []
+        self.evaluator = None
+        self.best_fid = float("inf")
 
     # ---- checkpoints -----------------------------------------------------------------------
     def restore_latest(self) -> bool:
         """Continue from the newest complete checkpoint, if any; True if one was restored."""
         runs.remove_stale_checkpoints(self.paths, keep=0)
+        runs.remove_stale_temp_files(self.paths)
         latest = runs.latest_checkpoint(self.paths)
         if latest is None:
             if self.paths.history.exists():  # a run killed before its first checkpoint
@@ -180,10 +187,36 @@ class Trainer:
         self.resumed_from = latest
         return True
 
+    # ---- evaluation ------------------------------------------------------------------------
+    def start_evaluation(self) -> None:
+        """Extractor and real set, made once; metrics.csv rows after the checkpoint dropped."""
+        if not self.cfg.eval_every_epochs:
+            return
+        from cargan_tf.evaluate import RunEvaluator, read_metrics, truncate_metrics
+
+        self.evaluator = RunEvaluator(self.cfg, self.paths, n=self.cfg.eval_n,
+                                      features=self.cfg.eval_features)
+        if self.paths.metrics.exists():
+            truncate_metrics(self.paths.metrics, self.step)
+        self.best_fid = min((r["fid"] for r in read_metrics(self.paths.metrics)),
+                            default=float("inf"))
+
+    def evaluate(self) -> dict:
+        """Score the output generator (metrics.csv row); keep best_generator.keras by FID."""
+        row = self.evaluator(self.output_generator, epoch=self.epoch - 1, step=self.step)
+        if row["fid"] < self.best_fid:
+            self.best_fid = row["fid"]
+            save_model_atomic(self.output_generator, self.paths.best_generator)
+        if self.cfg.progress:
+            print(f"  evaluation after epoch {self.epoch - 1}: FID {row['fid']:.2f} "
+                  f"(best {self.best_fid:.2f}), diversity {row['diversity']:.2f}", flush=True)
+        return row
+
     def save_checkpoint(self) -> Path:
         self.flush_history()
         with runs.staged_checkpoint(self.paths, self.step) as staging:
             self.checkpoint.write(str(staging / "weights"))
+            runs.fault_point("checkpoint_after_weights")
             runs.write_json_atomic(staging / "state.json", {
                 "epoch": self.epoch, "batch": self.batch, "step": self.step,
                 "time": _now(), "steps_per_epoch": self.steps_per_epoch,
@@ -192,6 +225,7 @@ class Trainer:
                         "shuffle": "pipeline.epoch_order(n, seed, epoch)"},
             })
         runs.remove_stale_checkpoints(self.paths, keep=self.cfg.keep_checkpoints)
+        runs.fault_point("after_checkpoint")
         return self.paths.checkpoint(self.step)
 
     def flush_history(self) -> None:
@@ -252,6 +286,7 @@ class Trainer:
         self.write_plots()
         viz.real_vs_fake(self.images[:16], self.samples()[:16], self.paths.real_vs_fake)
         frames = self.paths.list_sample_grids()
+        runs.fault_point("gif_before_write")
         if frames:
             labels = [f"epoch {int(p.stem.split('_')[1])}" for p in frames]
             viz.make_gif(frames, self.paths.evolution_gif, labels=labels)
@@ -263,6 +298,7 @@ class Trainer:
         cfg = self.cfg
         if not self.restore_latest():
             self.save_grid()  # epoch_0000: the untrained generator, first frame of the GIF
+        self.start_evaluation()
         runs.write_json_atomic(self.paths.run_info, {
             **run_info(cfg), "updated": _now(),
             "resumed_from": self.resumed_from.name if self.resumed_from else None,
@@ -313,6 +349,8 @@ class Trainer:
             if writer is not None:
                 with writer.as_default():
                     tf.summary.image("samples", viz.to_uint8(self.samples())[:16], self.step)
+            if cfg.eval_every_epochs and (self.epoch - 1) % cfg.eval_every_epochs == 0:
+                self.evaluate()  # before the checkpoint, so a resume never scores an epoch twice
             if (self.epoch - 1) % max(1, cfg.checkpoint_every_epochs) == 0 \
                     or self.epoch > cfg.epochs:
                 self.save_checkpoint()
@@ -350,4 +388,18 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, images: np.ndarray | None 
     images: optional uint8 (N, S, S, C) training set; by default cfg.data is loaded.
     on_epoch_end(epoch, grid_png): called after each epoch (notebooks show the grid).
     """
-    return Trainer(cfg, run_dir, images).run(on_epoch_end)
+    restarts = 0
+    while True:
+        try:
+            return Trainer(cfg, run_dir, images).run(on_epoch_end)
+        except TrainingDivergedError as err:
+            if cfg.on_divergence != "restart" or restarts >= MAX_DIVERGENCE_RESTARTS:
+                raise
+            restarts += 1
+            # a schedule change: logged in config_history.jsonl by reconcile_config
+            cfg = cfg.replace(lr_d=cfg.lr_d / 2, lr_g=cfg.lr_g / 2)
+            print(f"{err}\nrestart {restarts}/{MAX_DIVERGENCE_RESTARTS}: continuing from the last "
+                  f"good checkpoint with lr_d={cfg.lr_d:.3g}, lr_g={cfg.lr_g:.3g}", flush=True)
+
+
+MAX_DIVERGENCE_RESTARTS = 3

@@ -88,3 +88,15 @@ def test_runs_module_does_not_import_tensorflow():
     code = "import sys, cargan_tf.runs; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False"
+
+
+def test_stale_temp_files_are_removed_but_real_files_kept(tmp_path):
+    paths = runs.RunPaths(tmp_path)
+    paths.create()
+    (tmp_path / ".config.json.abc123.tmp").write_text("half")
+    (tmp_path / ".generator.42.tmp.keras").write_bytes(b"half")
+    (paths.samples / ".epoch_0001.png.x.tmp").write_bytes(b"half")
+    (tmp_path / "config.json").write_text("{}")
+    removed = runs.remove_stale_temp_files(paths)
+    assert len(removed) == 3
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["config.json"]

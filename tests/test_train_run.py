@@ -140,3 +140,15 @@ def test_ema_generator_is_an_average_saved_as_generator_keras(tmp_path):
     resumed.restore_latest()
     for a, b in zip(resumed.ema_generator.weights, ema):  # the checkpoint holds the EMA too
         np.testing.assert_array_equal(a.numpy(), b)
+
+
+def test_periodic_evaluation_writes_metrics_and_keeps_the_best_generator(tmp_path):
+    from cargan_tf.evaluate import read_metrics
+
+    cfg = tiny_config(eval_every_epochs=1, eval_n=64, eval_features="pixels", progress=False)
+    train(cfg, tmp_path)
+    rows = read_metrics(tmp_path / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [1, 2] and [r["step"] for r in rows] == [4, 8]
+    assert all(np.isfinite(r["fid"]) and r["fid"] > 0 for r in rows)
+    best = keras.saving.load_model(tmp_path / "best_generator.keras")
+    assert best.output_shape == (None, 16, 16, 3)

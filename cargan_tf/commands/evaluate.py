@@ -1,0 +1,60 @@
+"""`python -m cargan_tf evaluate`: score a generator (FID, KID, precision/recall, diversity,
+coverage) against real images and write metrics.json."""
+
+from __future__ import annotations
+
+import argparse
+
+from cargan_tf.errors import CarganError
+
+FEATURE_CHOICES = ("domain", "inception", "pixels", "toycars", "fashion_mnist")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="score a generator's samples against real images into metrics.json",
+        description="Score N samples of a run's generator against N real images: FID, KID "
+                    "(± std), precision/recall, a diversity ratio and class coverage, written to "
+                    "metrics.json in the run folder. Numbers compare runs only at the same --n "
+                    "with the same features (metrics.json records the features' hash). The "
+                    "domain extractors (toycars, fashion_mnist) are trained once on first use "
+                    "and cached in $CARGAN_CACHE/extractors (default ~/.cache/cargan_tf). "
+                    "Inception uses Keras' ImageNet weights, not the reference TF-FID network: "
+                    "its numbers compare runs, not papers.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("generator", metavar="RUN_OR_GENERATOR",
+                   help="a run folder or a generator .keras file")
+    p.add_argument("--features", default="domain", choices=FEATURE_CHOICES,
+                   help="domain: the data's own small CNN (toycars, fashion_mnist); inception: "
+                        "InceptionV3 from a local weights file; pixels: 16x16 thumbnails (no "
+                        "weights; the fallback when nothing else is available)")
+    p.add_argument("--n", type=int, default=5000,
+                   help="samples and real images to score (5000 for numbers to compare)")
+    p.add_argument("--data", default=None,
+                   help="real images: toycars, fashion_mnist[:FOLDER] or an image folder; "
+                        "default: the run's config")
+    p.add_argument("--floor", action="store_true",
+                   help="also score a second, disjoint real set against the first: the best "
+                        "value any generator can reach at this --n")
+    p.add_argument("--inception-weights", default=None, metavar="H5",
+                   help="InceptionV3 no-top weights file (default: $CARGAN_INCEPTION_WEIGHTS, "
+                        "then Keras' cache ~/.keras/models)")
+    p.add_argument("--allow-download", action="store_true",
+                   help="download the Inception weights (about 84 MB) if no local copy exists")
+    p.add_argument("--out", default=None,
+                   help="where to write the JSON (default: RUN/metrics.json)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if args.n < 2:
+        raise CarganError(f"--n {args.n}: use at least 2 (5000 for numbers to compare)")
+    from cargan_tf.evaluate import evaluate_run, summary_lines
+
+    result, path = evaluate_run(
+        args.generator, features=args.features, n=args.n, data=args.data, floor=args.floor,
+        weights=args.inception_weights, allow_download=args.allow_download, out=args.out)
+    for line in summary_lines(result):
+        print(line)
+    print(path)
+    return 0

@@ -1,0 +1,479 @@
+"""Helpers that keep the notebooks thin: Colab detection and install, the home folder (on Drive
+in Colab), inline pictures, and a tiny run folder when a notebook needs one and none is given.
+
+No TensorFlow at import: the notebooks' first cells use this module before anything heavy.
+drive_layout.md describes the folders `setup_home` creates.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from cargan_tf.errors import CarganError
+
+COLAB_DRIVE = Path("/content/drive")           # where Colab mounts Google Drive
+MY_DRIVE = COLAB_DRIVE / "MyDrive"
+COLAB_LOCAL_HOME = Path("/content/cargan")     # Colab without Drive: lost when the runtime goes
+HOME_ENV = "CARGAN_HOME"                       # overrides the default home everywhere
+INTERACTIVE_ENV = "CARGAN_INTERACTIVE"         # "1"/"0" overrides the interactive-Colab guess
+HOME_SUBFOLDERS = ("data/raw", "data/prepared", "runs", "exports")
+OUTPUTS_FOLDER = "notebook_outputs"            # home/notebook_outputs/<notebook>.json
+
+# Minimum versions of what Colab ships and we never replace (Keras 3 needs TensorFlow >= 2.16).
+MIN_VERSIONS: dict[str, tuple[int, ...]] = {"tensorflow": (2, 16), "keras": (3, 5)}
+TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tf-nightly")
+# Light dependencies installed in Colab only when their *module* is missing: Colab has its own
+# opencv-python, and adding opencv-python-headless beside it would give two competing cv2s.
+LIGHT_DEPS: dict[str, str] = {
+    "cv2": "opencv-python-headless>=4.8",
+    "imageio": "imageio>=2.31",
+    "matplotlib": "matplotlib>=3.7",
+    "tqdm": "tqdm>=4.65",
+    "nbformat": "nbformat>=5",
+    "papermill": "papermill>=2.5",
+}
+# Processes that run a notebook without a front end. A kernel whose parent (or grandparent...)
+# is one of these, or is itself a kernel (papermill called from inside a notebook), has nobody
+# to click through Drive's authorisation, so drive.mount() would only wait until it times out.
+HEADLESS_MARKERS = ("papermill", "nbclient", "nbconvert", "jupyter-execute", "ipykernel_launcher",
+                    "colab_kernel_launcher")
+# A kernel the Colab front end started has a Jupyter server as its parent process.
+FRONT_END_MARKERS = ("jupyter", "colab")
+
+
+# ---- where are we? -------------------------------------------------------------------------
+
+def in_colab() -> bool:
+    """True on a Google Colab runtime (interactive or not): google.colab is importable."""
+    if "google.colab" in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec("google.colab") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _ancestor_cmdlines(max_depth: int = 8) -> list[str]:
+    """Command lines of this process's parent, grandparent, ... (Linux /proc; [] elsewhere)."""
+    cmdlines, pid = [], os.getppid()
+    for _ in range(max_depth):
+        if pid <= 1:
+            break
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        cmdlines.append(raw.replace(b"\0", b" ").decode(errors="replace").strip())
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # field 4 (ppid), after "(comm)"
+    return cmdlines
+
+
+def headless_executor(ancestors: list[str] | None = None) -> str | None:
+    """The command line of the process that runs this kernel without a front end, or None.
+
+    Headless: an ancestor matches HEADLESS_MARKERS (papermill, nbconvert, another kernel...),
+    or the parent is not a Jupyter/Colab server at all (e.g. a Python script or pytest that
+    calls papermill.execute_notebook). Without /proc (not Linux) nothing is known: None.
+    """
+    ancestors = _ancestor_cmdlines() if ancestors is None else ancestors
+    for cmdline in ancestors:
+        if any(marker in cmdline for marker in HEADLESS_MARKERS):
+            return cmdline
+    if ancestors and not any(marker in ancestors[0].lower() for marker in FRONT_END_MARKERS):
+        return ancestors[0]
+    return None
+
+
+def is_interactive_colab() -> bool:
+    """True in a Colab notebook a person is looking at (so Drive can be mounted), else False.
+
+    A heuristic, in order:
+    1. CARGAN_INTERACTIVE=1 or 0 in the environment decides outright.
+    2. Not Colab (google.colab not importable): False.
+    3. Not inside an IPython *kernel* (e.g. `!python script.py` in Colab): False.
+    4. headless_executor() finds who runs the kernel without a front end (papermill, nbclient,
+       nbconvert, jupyter-execute, a kernel that started this one, or a parent that is not a
+       Jupyter server): False. Such kernels share the VM's Drive mount if the interactive
+       session made one, but cannot authorise a new one.
+    5. Otherwise True: the Colab front end, through its Jupyter server, started this kernel.
+    """
+    forced = os.environ.get(INTERACTIVE_ENV)
+    if forced in ("0", "1"):
+        return forced == "1"
+    if not in_colab():
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return False
+    return headless_executor() is None
+
+
+# ---- the home folder -----------------------------------------------------------------------
+
+def mount_drive() -> Path:
+    """Mount Google Drive at /content/drive (interactive Colab only: asks for authorisation)."""
+    if MY_DRIVE.is_dir():
+        return MY_DRIVE
+    if not is_interactive_colab():
+        raise CarganError("Google Drive is not mounted and this kernel has no Colab front end to "
+                          "authorise it (papermill?). Mount it in an interactive cell first "
+                          "(from google.colab import drive; drive.mount('/content/drive')), "
+                          "or pass home= a local folder")
+    from google.colab import drive
+
+    drive.mount(str(COLAB_DRIVE))
+    return MY_DRIVE
+
+
+def default_home() -> Path:
+    """$CARGAN_HOME; else MyDrive/cargan in Colab (mounting Drive when interactive and not yet
+    mounted; /content/cargan with a warning when that is impossible); else ~/cargan."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser()
+    if not in_colab():
+        return Path.home() / "cargan"
+    if MY_DRIVE.is_dir():
+        return MY_DRIVE / "cargan"
+    why = "cannot be mounted from this kernel (no Colab front end)"
+    if is_interactive_colab():
+        try:
+            return mount_drive() / "cargan"
+        except Exception as err:  # refused or timed out: keep going, but say what it costs
+            why = f"could not be mounted ({err})"
+    print(f"WARNING: Google Drive is not mounted and {why}; using {COLAB_LOCAL_HOME}, which is "
+          "lost when the runtime is recycled. Mount Drive in an interactive session first, or "
+          "pass home=.")
+    return COLAB_LOCAL_HOME
+
+
+def setup_home(home: str | os.PathLike | None = None, smoke: bool = False) -> Path:
+    """The home folder with its standard subfolders (data/raw, data/prepared, runs, exports).
+
+    home: a folder, or None/"" for default_home(). With smoke=True and no home, smoke runs go
+    to <default home>/smoke: their tiny models differ from full ones, so a full run of the same
+    name would otherwise be refused as a different setup.
+    """
+    if home:
+        path = Path(home).expanduser()
+    else:
+        path = default_home() / ("smoke" if smoke else "")
+    try:
+        for sub in HOME_SUBFOLDERS:
+            (path / sub).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CarganError(f"cannot create the home folder {path}: {err.strerror or err}. Pass "
+                          "home= a writable folder (in Colab: is Drive mounted?)") from err
+    path = path.resolve()
+    where = " (Google Drive)" if str(path).startswith(str(COLAB_DRIVE)) else ""
+    print(f"home: {path}{where}")
+    return path
+
+
+def flush_and_unmount_drive(home: str | os.PathLike | None = None) -> bool:
+    """drive.flush_and_unmount() in interactive Colab when Drive is mounted; True if it ran.
+
+    Writes to a Drive mount are uploaded in the background; flushing before the runtime goes
+    away makes sure the last checkpoint and artefacts reach Drive. Elsewhere it does nothing
+    (papermill kernels share the interactive session's mount, so they must not unmount it).
+    """
+    if not (is_interactive_colab() and MY_DRIVE.is_dir()):
+        print("not an interactive Colab session with Drive mounted: nothing to flush")
+        return False
+    if home is not None and not str(Path(home).resolve()).startswith(str(COLAB_DRIVE)):
+        print(f"home {home} is not on Drive: nothing to flush")
+        return False
+    from google.colab import drive
+
+    drive.flush_and_unmount()
+    print("Drive flushed and unmounted; mount it again to keep working")
+    return True
+
+
+# ---- installing in Colab -------------------------------------------------------------------
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    """'2.16.1' -> (2, 16, 1); '3.5.0rc1' -> (3, 5, 0); the leading numeric part only."""
+    match = re.match(r"\d+(?:\.\d+)*", text.strip())
+    return tuple(int(x) for x in match.group().split(".")) if match else ()
+
+
+def installed_versions() -> dict[str, str | None]:
+    """Installed tensorflow (any of its distributions) and keras versions, without importing."""
+    found: dict[str, str | None] = {"tensorflow": None, "keras": None}
+    for dist in TENSORFLOW_DISTRIBUTIONS:
+        try:
+            found["tensorflow"] = importlib.metadata.version(dist)
+            break
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    try:
+        found["keras"] = importlib.metadata.version("keras")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    return found
+
+
+def version_problems(versions: dict[str, str | None] | None = None) -> list[str]:
+    """One line per package that is missing or older than MIN_VERSIONS; [] when all is well."""
+    versions = installed_versions() if versions is None else versions
+    problems = []
+    for name, minimum in MIN_VERSIONS.items():
+        have = versions.get(name)
+        wanted = ".".join(map(str, minimum))
+        if have is None:
+            problems.append(f"{name} is not installed (cargan_tf needs {name} >= {wanted})")
+        elif _version_tuple(have) < minimum:
+            problems.append(f"{name} {have} is older than {wanted}, which cargan_tf needs")
+    return problems
+
+
+def missing_light_deps(deps: dict[str, str] | None = None) -> list[str]:
+    """pip requirement strings for the LIGHT_DEPS whose module cannot be imported."""
+    deps = LIGHT_DEPS if deps is None else deps
+    return [spec for module, spec in deps.items() if importlib.util.find_spec(module) is None]
+
+
+def package_source(repo_url_or_path: str) -> str:
+    """What pip installs: a local folder as is, an https repository URL as git+https://..."""
+    source = str(repo_url_or_path)
+    if source.startswith(("http://", "https://")) and not source.endswith((".zip", ".tar.gz")):
+        return "git+" + source
+    return source
+
+
+def install_commands(repo_url_or_path: str | None, missing: Sequence[str]) -> list[list[str]]:
+    """The pip commands colab_install runs: the package with --no-deps, then the missing light
+    dependencies. Never tensorflow, keras, numpy or opencv-python: Colab's stay."""
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    commands = []
+    if repo_url_or_path:
+        commands.append(pip + ["--no-deps", "--force-reinstall", package_source(repo_url_or_path)])
+    if missing:
+        commands.append(pip + list(missing))
+    return commands
+
+
+def colab_install(repo_url_or_path: str | None = None) -> list[list[str]]:
+    """In Colab: install cargan_tf (pip --no-deps) and only the missing light dependencies,
+    then check Colab's TensorFlow/Keras are new enough. Outside Colab: does nothing.
+
+    repo_url_or_path: a clone (e.g. /content/drive/MyDrive/cargan/cargan_tf-repo), a git URL, or
+    None when the package is already installed (the notebooks' first cell installs it itself,
+    because it cannot import this module before). Returns the commands it ran.
+    Raises CarganError, after printing what to do, when TensorFlow or Keras is too old.
+    """
+    if not in_colab():
+        print("not in Colab: nothing to install (locally: `make venv` or "
+              "`pip install -e '.[cpu,notebooks]'`)")
+        return []
+    commands = install_commands(repo_url_or_path, missing_light_deps())
+    for command in commands:
+        print("$ pip " + " ".join(command[3:]))
+        subprocess.run(command, check=True)
+    importlib.invalidate_caches()
+    problems = version_problems()
+    if problems:
+        message = ("Colab's TensorFlow/Keras are too old for cargan_tf:\n  - " +
+                   "\n  - ".join(problems) + "\ncargan_tf does not replace Colab's own TensorFlow. "
+                   "Upgrade them yourself with\n  !pip install -U 'tensorflow>=2.16' 'keras>=3.5'\n"
+                   "then Runtime > Restart session, and run the notebook again.")
+        print(message)
+        raise CarganError(message)
+    versions = installed_versions()
+    print(f"ready: tensorflow {versions['tensorflow']}, keras {versions['keras']}")
+    return commands
+
+
+# ---- showing pictures ----------------------------------------------------------------------
+
+def _display(make, fallback: str) -> None:
+    """display(make(Image)) in an IPython session; print `fallback` elsewhere."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        print(fallback)
+        return
+    if get_ipython() is None:
+        print(fallback)
+    else:
+        display(make(Image))
+
+
+def show_image(image: str | os.PathLike | np.ndarray, width: int | None = None,
+               caption: str | None = None) -> None:
+    """Show a PNG file, or a uint8 (H, W, C) image array, inline (prints the path elsewhere)."""
+    if caption:
+        print(caption)
+    if isinstance(image, np.ndarray):
+        from cargan_tf.viz import encode_png
+
+        data = encode_png(image)
+        _display(lambda Image: Image(data=data, format="png", width=width),
+                 f"<image {image.shape}>")
+    else:
+        _display(lambda Image: Image(filename=str(image), width=width), str(image))
+
+
+def show_gif(path: str | os.PathLike, width: int | None = None) -> None:
+    """Show an animated GIF inline (Jupyter and Colab play it)."""
+    data = Path(path).read_bytes()
+    _display(lambda Image: Image(data=data, format="gif", width=width), str(path))
+
+
+# ---- runs, data and the outputs list --------------------------------------------------------
+
+def tiny_run_if_missing(run_dir: str | os.PathLike | None, home: str | os.PathLike,
+                        smoke: bool = True, name: str = "tiny-smoke",
+                        preset_name: str = "aim64") -> Path:
+    """run_dir if it is a finished run folder; with no run_dir and smoke=True, a tiny toycars
+    run in home/runs/<name> (trained here in seconds, reused next time).
+
+    Raises CarganError for a run_dir without generator.keras, or no run_dir outside smoke mode.
+    """
+    from cargan_tf.runs import RunPaths
+
+    if run_dir:
+        path = Path(run_dir).expanduser()
+        if not RunPaths(path).generator.exists():
+            raise CarganError(f"{path} has no generator.keras: pass a finished run folder "
+                              "(rerun notebook 02 on it to finish or resume training)")
+        return path
+    if not smoke:
+        raise CarganError("run_dir is empty: set it to a run folder such as "
+                          f"{Path(home) / 'runs' / '<run_name>'} (notebook 02 writes one), "
+                          "or set smoke=True to build a tiny one here")
+    from cargan_tf import config
+    from cargan_tf.train import train
+
+    path = Path(home) / "runs" / name
+    if not RunPaths(path).generator.exists():
+        print(f"no run_dir given: training a tiny smoke run in {path} (a few seconds)")
+        train(config.smoke(config.preset(preset_name, data="toycars")), path)
+    return path
+
+
+def shared_data(name: str) -> Path | None:
+    """../shared/data/<name> beside the repository (the project's test data), or None.
+
+    $CARGAN_SHARED_DATA, when set, is the only place looked at (set it to a missing folder to
+    see what a fresh clone without the shared data does).
+    """
+    if os.environ.get("CARGAN_SHARED_DATA"):
+        candidates = [Path(os.environ["CARGAN_SHARED_DATA"]) / name]
+    else:
+        repo = Path(__file__).resolve().parents[1]
+        candidates = [repo.parent / "shared" / "data" / name,
+                      Path.cwd().parent / "shared" / "data" / name,
+                      Path.cwd().parent.parent / "shared" / "data" / name]
+    return next((p for p in candidates if p.is_dir()), None)
+
+
+def dataset_stats(images: np.ndarray, chunk: int = 1024) -> tuple[dict, np.ndarray]:
+    """Statistics of uint8 (N, H, W, C) images, computed in chunks (no float copy of the set).
+
+    Returns ({count, image_shape, channel_mean, channel_std} with pixel values 0-255, the mean
+    image uint8 (H, W, C)).
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or len(images) == 0:
+        raise CarganError(f"expected images (N, H, W, C) with N > 0, got shape {images.shape}")
+    n, h, w, c = images.shape
+    total, squares = np.zeros(c), np.zeros(c)
+    image_sum = np.zeros((h, w, c))
+    for start in range(0, n, chunk):
+        block = images[start:start + chunk].astype(np.float64)
+        total += block.sum(axis=(0, 1, 2))
+        squares += np.square(block).sum(axis=(0, 1, 2))
+        image_sum += block.sum(axis=0)
+    pixels = n * h * w
+    mean = total / pixels
+    std = np.sqrt(np.maximum(squares / pixels - mean**2, 0.0))
+    stats = {"count": int(n), "image_shape": [int(h), int(w), int(c)],
+             "channel_mean": [round(float(v), 2) for v in mean],
+             "channel_std": [round(float(v), 2) for v in std]}
+    return stats, np.clip(np.rint(image_sum / n), 0, 255).astype(np.uint8)
+
+
+def fashion_mnist_images(fashion_mnist_dir: str | os.PathLike | None, smoke: bool,
+                         n: int | None = None, size: int = 28) -> tuple[np.ndarray, str, str]:
+    """Fashion-MNIST training images for notebook 06, never failing for lack of data.
+
+    Returns (uint8 (n, size, size, 1), the `data` string for the run config, a note or "").
+    fashion_mnist_dir: a folder with the standard idx files (an error if it cannot be read).
+    None: what sources.load_images("fashion_mnist") finds ($CARGAN_FASHION_MNIST, Keras' cache,
+    Keras' download in Colab); smoke mode outside Colab prefers the project's small sample
+    ../shared/data/fashion_mnist_900, which is also the fallback. When nothing can be had,
+    toycars in grayscale at size x size stand in, and the note says so.
+    """
+    from cargan_tf.data.sources import load_images
+
+    if fashion_mnist_dir:
+        data = f"fashion_mnist:{Path(fashion_mnist_dir).expanduser()}"
+        return load_images(data, size, 1, n=n), data, ""
+    sample = shared_data("fashion_mnist_900")
+    if not (smoke and sample is not None and not in_colab()):
+        try:
+            return load_images("fashion_mnist", size, 1, n=n), "fashion_mnist", ""
+        except Exception as err:  # no files, offline, a broken download: fall back, loudly
+            why = f"no Fashion-MNIST ({err})"
+        if sample is None:
+            from cargan_tf.data.toycars import draw_toycars
+
+            cars, _ = draw_toycars(n or 1024, size, seed=0, channels=1)
+            return cars, "toycars", (f"{why}; training on {len(cars)} grayscale toycars at "
+                                     f"{size}x{size} instead, in a run folder of its own")
+    data = f"fashion_mnist:{sample}"
+    note = "" if smoke else f"using the 900-image sample in {sample}, not the full data set"
+    return load_images(data, size, 1, n=n), data, note
+
+
+def record_outputs(home: str | os.PathLike, notebook: str,
+                   files: Iterable[str | os.PathLike]) -> Path:
+    """Write home/notebook_outputs/<notebook>.json listing the files a notebook wrote.
+
+    Printed too, with sizes, so a reader sees what to look at (and papermill tests check it).
+    """
+    files = [Path(f).resolve() for f in files]
+    out = Path(home) / OUTPUTS_FOLDER / f"{notebook}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    from cargan_tf.runs import write_json_atomic
+
+    write_json_atomic(out, {"notebook": notebook,
+                            "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                            "files": [str(f) for f in files]})
+    print(f"{notebook} wrote:")
+    for f in files:
+        size = f"{f.stat().st_size / 1e6:.2f} MB" if f.exists() else "MISSING"
+        print(f"  {f}  ({size})")
+    print(f"(list in {out})")
+    return out
+
+
+def read_outputs(path: str | os.PathLike) -> list[Path]:
+    """The files listed in a record_outputs JSON."""
+    return [Path(f) for f in json.loads(Path(path).read_text(encoding="utf-8"))["files"]]
+
+
+__all__ = ["in_colab", "is_interactive_colab", "headless_executor", "mount_drive",
+           "default_home", "setup_home", "flush_and_unmount_drive", "colab_install",
+           "install_commands", "missing_light_deps", "version_problems", "installed_versions",
+           "show_image", "show_gif", "tiny_run_if_missing", "shared_data", "dataset_stats",
+           "fashion_mnist_images", "record_outputs", "read_outputs"]
