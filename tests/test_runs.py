@@ -100,3 +100,11 @@ def test_stale_temp_files_are_removed_but_real_files_kept(tmp_path):
     removed = runs.remove_stale_temp_files(paths)
     assert len(removed) == 3
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["config.json"]
+
+
+def test_atomic_files_get_normal_permissions_not_mkstemps_0600(tmp_path):
+    target = tmp_path / "grid.png"
+    runs.write_bytes_atomic(target, b"png")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
