@@ -285,6 +285,16 @@ class Trainer:
         set_trainable(self.discriminator, False)
         self.write_plots()
         viz.real_vs_fake(self.images[:16], self.samples()[:16], self.paths.real_vs_fake)
+        kept = runs.list_checkpoints(self.paths)
+        sizes = {"checkpoints_kept": len(kept),
+                 "checkpoint_mb": round(runs.folder_size(kept[-1]) / 2**20, 2) if kept else 0,
+                 "run_folder_mb": round(runs.folder_size(self.paths.root) / 2**20, 2)}
+        info = runs.read_json(self.paths.run_info) if self.paths.run_info.exists() else {}
+        runs.write_json_atomic(self.paths.run_info, {**info, "sizes": sizes})
+        if self.cfg.progress:
+            print(f"checkpoints: {sizes['checkpoints_kept']} kept (keep_checkpoints="
+                  f"{self.cfg.keep_checkpoints}), {sizes['checkpoint_mb']} MB each; run folder "
+                  f"{sizes['run_folder_mb']} MB", flush=True)
         frames = self.paths.list_sample_grids()
         runs.fault_point("gif_before_write")
         if frames:
