@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "plot",
     "gif",
     "evaluate",
+    "compare",
     "inpaint",
     "restore",
     "export",
