@@ -1,0 +1,247 @@
+"""The quality options of issue 5: losses, DiffAugment, spectral norm, minibatch std, and the
+config rules that keep fused-only options off the Keras engine."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cargan_tf import config, engines, models
+from cargan_tf.augment import diff_augment
+from cargan_tf.errors import ConfigError
+from cargan_tf.gan import build_gan
+
+from conftest import tiny_config
+
+NEW_KEYS = ("spectral_norm", "minibatch_std", "diffaugment", "loss", "fake_batch_mode")
+ALL_OPTIONS = dict(engine="fused", loss="hinge", label_noise=False, spectral_norm=True,
+                   minibatch_std=True, diffaugment="color,translation,cutout", d_batchnorm=False,
+                   kernel_size=4, fake_batch_mode="training")
+
+
+# ---- config ---------------------------------------------------------------------------------
+
+def test_new_maths_options_are_identity_keys_and_default_off():
+    for key in NEW_KEYS:
+        assert key in config.IDENTITY_KEYS and key not in config.SCHEDULE_KEYS
+    cfg = config.RunConfig()
+    assert (cfg.loss, cfg.spectral_norm, cfg.minibatch_std, cfg.diffaugment,
+            cfg.fake_batch_mode) == ("bce", False, False, "", "inference")
+    for name in ("aim64", "dcgan64", "fashion28", "selu128"):
+        cfg = config.preset(name)
+        assert (cfg.loss, cfg.spectral_norm, cfg.minibatch_std, cfg.diffaugment) == \
+            ("bce", False, False, ""), name
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(loss="hinge", label_noise=False), "engine=fused"),
+    (dict(loss="nonsaturating"), "engine=fused"),
+    (dict(diffaugment="translation"), "engine=fused"),
+    (dict(engine="fused", loss="hinge"), "label_noise=false"),
+    (dict(engine="fused", loss="wasserstein"), "bce, nonsaturating, hinge"),
+    (dict(engine="fused", diffaugment="color,zoom"), "color, translation, cutout"),
+    (dict(engine="fused", diffaugment="color,color"), "distinct"),
+])
+def test_keras_engine_and_bad_values_are_refused_clearly(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        config.preset("aim64").replace(**overrides)
+
+
+def test_keras_engine_takes_the_layer_options():
+    cfg = config.preset("aim64", spectral_norm=True, minibatch_std=True)
+    assert cfg.engine == "keras"
+    assert config.parse_override("diffaugment=color,cutout") == ("diffaugment", "color,cutout")
+
+
+# ---- losses ---------------------------------------------------------------------------------
+
+def test_hinge_loss_matches_a_hand_computation():
+    real = tf.constant([[2.0], [0.5], [-1.0]])
+    fake = tf.constant([[-3.0], [0.0], [0.5]])
+    # D: mean(max(0, 1 - real)) = (0 + 0.5 + 2) / 3; mean(max(0, 1 + fake)) = (0 + 1 + 1.5) / 3
+    assert float(engines.d_loss("hinge", real, None, True)) == pytest.approx(2.5 / 3)
+    assert float(engines.d_loss("hinge", fake, None, False)) == pytest.approx(2.5 / 3)
+    assert float(engines.g_loss("hinge", fake)) == pytest.approx(2.5 / 3)  # -mean(fake)
+
+
+def test_nonsaturating_on_logits_equals_bce_on_probabilities():
+    logits = tf.constant([[-2.0], [0.3], [4.0]])
+    labels = tf.constant([[0.9], [0.1], [1.0]])
+    prob = tf.sigmoid(logits)
+    assert float(engines.d_loss("nonsaturating", logits, labels, True)) == \
+        pytest.approx(float(engines.d_loss("bce", prob, labels, True)), rel=1e-5)
+    expected = float(np.mean(-np.log(1 / (1 + np.exp(-logits.numpy())))))
+    assert float(engines.g_loss("nonsaturating", logits)) == pytest.approx(expected, rel=1e-5)
+    # where D is certain (sigmoid rounds to 0) BCE on probabilities clips; logits do not
+    assert float(engines.g_loss("nonsaturating", tf.constant([[-40.0]]))) == pytest.approx(40.0)
+    assert float(engines.d_probability("hinge", tf.constant([[0.0]]))) == 0.5
+
+
+# ---- DiffAugment ----------------------------------------------------------------------------
+
+def images(n=4, size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return tf.constant(rng.uniform(-1, 1, (n, size, size, 3)).astype("float32"))
+
+
+def test_diffaugment_is_identity_when_off_and_keeps_shapes():
+    x, key = images(), tf.constant([1, 2], tf.int64)
+    assert diff_augment(x, "", key) is x
+    for policy in ("color", "translation", "cutout", "color,translation,cutout"):
+        y = diff_augment(x, policy, key)
+        assert y.shape == x.shape and y.dtype == x.dtype
+        assert not np.allclose(y.numpy(), x.numpy()), policy
+        np.testing.assert_array_equal(y.numpy(), diff_augment(x, policy, key).numpy())  # seeded
+    other = diff_augment(x, "color,translation,cutout", tf.constant([1, 3], tf.int64))
+    assert not np.allclose(other.numpy(), diff_augment(x, "color,translation,cutout", key))
+
+
+def test_diffaugment_is_differentiable():
+    x, key = images(), tf.constant([5, 6], tf.int64)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(tf.square(diff_augment(x, "color,translation,cutout", key)))
+    grad = tape.gradient(loss, x).numpy()
+    assert grad.shape == x.shape and np.isfinite(grad).all() and np.abs(grad).sum() > 0
+
+
+def test_translation_shifts_content_and_cutout_blanks_a_half_side_square():
+    key = tf.constant([3, 4], tf.int64)
+    ones = tf.ones((8, 16, 16, 1))
+    shifted = diff_augment(ones, "translation", key).numpy()[..., 0]
+    for img in shifted:  # a shift of at most 2 px (1/8 of 16): whole rows/columns zeroed
+        rows, cols = img.any(axis=1), img.any(axis=0)
+        assert rows.sum() >= 14 and cols.sum() >= 14
+        assert img[rows][:, cols].all()
+    holes = 1 - diff_augment(ones, "cutout", key).numpy()[..., 0]
+    for hole in holes:  # an 8x8 square, clipped where it hangs over the edge
+        rows, cols = hole.any(axis=1), hole.any(axis=0)
+        assert 4 <= rows.sum() <= 8 and 4 <= cols.sum() <= 8
+        assert hole.sum() == rows.sum() * cols.sum()
+
+
+# ---- layers ---------------------------------------------------------------------------------
+
+def test_spectral_norm_bounds_the_top_singular_value_and_spares_a_frozen_layer():
+    keras.utils.set_random_seed(0)
+    layer = models.SpectralNorm(keras.layers.Dense(8, kernel_initializer="random_normal"))
+    x = np.ones((2, 12), "float32")
+    layer(x)
+    layer.layer.kernel.assign(layer.layer.kernel * 50.0)
+    assert np.linalg.svd(layer.layer.kernel.numpy(), compute_uv=False)[0] > 5
+    for _ in range(30):  # one power iteration per training call
+        layer(x, training=True)
+    assert np.linalg.svd(layer.layer.kernel.numpy(), compute_uv=False)[0] == \
+        pytest.approx(1.0, abs=0.05)
+    layer.layer.kernel.assign(layer.layer.kernel * 3.0)
+    before = layer.layer.kernel.numpy().copy()
+    layer.trainable = False  # frozen inside the stacked gan: no renormalisation
+    layer(x, training=True)
+    np.testing.assert_array_equal(layer.layer.kernel.numpy(), before)
+
+
+def test_minibatch_std_appends_the_batch_std_channel():
+    x = images(6, 4).numpy()
+    out = np.asarray(models.MinibatchStdDev()(x))
+    assert out.shape == (6, 4, 4, 4)
+    np.testing.assert_allclose(out[..., :3], x)
+    expected = np.sqrt(x.var(axis=0) + 1e-8).mean()
+    np.testing.assert_allclose(out[..., 3], expected, rtol=1e-5)
+    same = np.asarray(models.MinibatchStdDev()(np.repeat(x[:1], 6, axis=0)))
+    assert same[..., 3].max() < 1e-3  # a collapsed batch is visible to D
+
+
+@pytest.mark.parametrize("architecture,preset", [("dcgan", "aim64"), ("pytorch_dcgan", "dcgan64")])
+def test_discriminator_options_build_and_round_trip(tmp_path, architecture, preset):
+    cfg = config.preset(preset, image_size=16, base_filters=4, max_filters=16, latent_dim=8,
+                        engine="fused", loss="hinge", label_noise=False, spectral_norm=True,
+                        minibatch_std=True)
+    d = models.build_discriminator(cfg)
+    assert any(isinstance(layer, models.MinibatchStdDev) for layer in d.layers)
+    assert all(not isinstance(layer, keras.layers.Conv2D) for layer in d.layers)  # all wrapped
+    x = images(3, 16).numpy()
+    scores = np.asarray(d(x * 50))
+    assert scores.shape == (3, 1) and (np.abs(scores) > 1).any() or (scores < 0).any()  # raw
+    d.save(tmp_path / "d.keras")
+    again = keras.models.load_model(tmp_path / "d.keras")
+    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(d(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_default_discriminator_is_unchanged():
+    d = models.build_discriminator(config.preset("aim64", base_filters=4, max_filters=16))
+    assert not any(isinstance(layer, (models.SpectralNorm, models.MinibatchStdDev))
+                   for layer in d.layers)
+    assert d.layers[-1].get_config()["activation"] == "sigmoid"
+
+
+# ---- engines --------------------------------------------------------------------------------
+
+def fresh(cfg):
+    keras.utils.set_random_seed(0)
+    return build_gan(models.build_generator(cfg), models.build_discriminator(cfg), cfg)
+
+
+def real_batch(cfg, n=16):
+    rng = np.random.default_rng(5)
+    return rng.uniform(-1, 1, (n, cfg.image_size, cfg.image_size, cfg.channels)).astype("float32")
+
+
+def test_step_inputs_seed_the_augmentation_per_step():
+    cfg = tiny_config()
+    a, b = engines.step_inputs(cfg, 3, 16), engines.step_inputs(cfg, 3, 16)
+    np.testing.assert_array_equal(a["aug_keys"], b["aug_keys"])
+    assert a["aug_keys"].shape == (3, 2) and len({tuple(k) for k in a["aug_keys"]}) == 3
+    assert not np.array_equal(a["aug_keys"], engines.step_inputs(cfg, 4, 16)["aug_keys"])
+
+
+@pytest.mark.parametrize("schedule,loss", [("classic", "hinge"), ("joint", "nonsaturating")])
+def test_fused_engine_trains_with_every_option(schedule, loss):
+    overrides = dict(ALL_OPTIONS, schedule=schedule, loss=loss,
+                     label_noise=loss != "hinge")
+    cfg = tiny_config(**overrides)
+    sg = fresh(cfg)
+    d0 = [v.numpy().copy() for v in sg.discriminator.trainable_weights]
+    g0 = [v.numpy().copy() for v in sg.generator.trainable_weights]
+    engine = engines.FusedEngine(sg, cfg, schedule)
+    row = engine.step(real_batch(cfg), engines.step_inputs(cfg, 0, 16))
+    assert all(np.isfinite(v) for v in row.values())
+    assert 0 <= row["D(x)"] <= 1 and 0 <= row["D(G(z))"] <= 1
+    assert all(not np.array_equal(a, b.numpy())
+               for a, b in zip(d0, sg.discriminator.trainable_weights))
+    assert all(not np.array_equal(a, b.numpy())
+               for a, b in zip(g0, sg.generator.trainable_weights))
+
+
+def test_keras_and_fused_engines_agree_with_the_layer_options_and_training_mode_fakes():
+    cfg = tiny_config(spectral_norm=True, minibatch_std=True, fake_batch_mode="training")
+    a, b = fresh(cfg), fresh(cfg)
+    real = real_batch(cfg)
+    keras_engine, fused_engine = engines.KerasEngine(a, cfg), engines.FusedEngine(b, cfg)
+    for step in range(2):
+        inputs = engines.step_inputs(cfg, step, len(real))
+        row_k, row_f = keras_engine.step(real, inputs), fused_engine.step(real, inputs)
+        for key in row_k:
+            assert row_f[key] == pytest.approx(row_k[key], rel=1e-4, abs=1e-5), key
+    for x, y in zip(a.generator.weights + a.discriminator.weights,
+                    b.generator.weights + b.discriminator.weights):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-4, atol=1e-5, err_msg=x.path)
+
+
+def test_training_mode_fakes_use_batch_statistics():
+    cfg = tiny_config(fake_batch_mode="training")
+    sg = fresh(cfg)
+    moving = [v.numpy().copy() for v in sg.generator.non_trainable_weights]
+    engines.KerasEngine(sg, cfg)._generate(engines.step_inputs(cfg, 0, 16)["z_fake"])
+    # a training-mode pass moves G's BatchNorm statistics; an inference-mode one would not
+    assert any(not np.array_equal(a, b.numpy())
+               for a, b in zip(moving, sg.generator.non_trainable_weights))
+    with pytest.raises(ConfigError, match="inference or training"):
+        cfg.replace(fake_batch_mode="eval")
+
+
+def test_the_quickstart_preset_is_a_valid_fused_recipe():
+    cfg = config.preset("quick32")
+    assert cfg.engine == "fused" and cfg.image_size == 32
+    assert (cfg.fake_batch_mode, cfg.minibatch_std, cfg.d_batchnorm) == ("training", True, False)
+    assert config.smoke(cfg).engine == "fused"
+    assert config.preset("quick32", engine="keras").engine == "keras"  # nothing fused-only
