@@ -175,6 +175,26 @@ def print_table(results: list[dict], floor: dict | None, load: list[float]) -> N
               f"on {os.cpu_count()} cores")
 
 
+def write_reference(results: list[dict], args) -> None:
+    """The first baseline result's metrics.json plus a note on how it was made."""
+    base = next((r for r in results if r["candidate"] == "baseline"), None)
+    if base is None:
+        raise SystemExit("--reference-out needs the baseline among --candidates")
+    metrics = json.loads((Path(base["run_dir"]) / "metrics.json").read_text())
+    metrics["reference"] = {
+        "name": "aim64 recipe at 32x32 (BCE, 5x5 kernels, BatchNorm in D, label noise)",
+        "note": f"{base['steps']} G steps like the quickstart, {base['train_seconds']:.0f} s of "
+                f"training, seed {base['seed']}",
+        "command": f"python benchmarks/quality_search.py --candidates baseline --steps "
+                   f"{args.steps} --seeds {base['seed']} --eval-n {args.eval_n} "
+                   f"--reference-out {args.reference_out}",
+        "train_seconds": base["train_seconds"], "steps": base["steps"],
+    }
+    args.reference_out.parent.mkdir(parents=True, exist_ok=True)
+    args.reference_out.write_text(json.dumps(metrics, indent=2) + "\n")
+    print(f"written {args.reference_out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -193,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the run folders go (a finished run is reused)")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON results (default: WORKDIR/results-n<data_n>-s<steps>.json)")
+    parser.add_argument("--reference-out", type=Path, default=None,
+                        help="also write the baseline's metrics.json, with how it was made, "
+                             "here: the quickstart prints it beside its own scores "
+                             "(benchmarks/results/quickstart_baseline.json)")
     parser.add_argument("--list", action="store_true", help="list the candidates and exit")
     args = parser.parse_args(argv)
 
@@ -253,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"toycars, {args.data_n} training images, batch 64, equal G steps, "
           f"domain features, {args.eval_n} samples vs {args.eval_n} held-out images")
     print_table(results, floor, loads)
+    if args.reference_out:
+        write_reference(results, args)
     out = args.out or args.workdir / f"results-n{args.data_n}-s{args.steps}.json"
     out.write_text(json.dumps({"results": results, "floor": floor, "load": loads[::10],
                                "args": {k: str(v) for k, v in vars(args).items()}}, indent=2))

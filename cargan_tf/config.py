@@ -99,6 +99,11 @@ class RunConfig:
                                           # bit-identical to an uninterrupted one (slower)
     on_divergence: str = "stop"           # NaN/Inf loss: stop | restart (last good checkpoint,
                                           # learning rates halved, at most 3 times)
+    strategy: str = "default"             # tf.distribute: default (one device) | mirrored (all
+                                          # local GPUs) | tpu | multiworker (TF_CONFIG); not
+                                          # default needs engine=fused. batch_size stays global
+    tpu: str = ""                         # strategy=tpu: the TPU's name or grpc:// address
+                                          # ("" = the Colab / Cloud TPU VM's own)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -178,6 +183,16 @@ class RunConfig:
             raise bad("precision", f"use one of {', '.join(PRECISIONS)}")
         if self.on_divergence not in ("stop", "restart"):
             raise bad("on_divergence", "use stop or restart")
+        if self.strategy not in STRATEGIES:
+            raise bad("strategy", f"use one of {', '.join(STRATEGIES)}")
+        if self.strategy != "default" and self.engine != "fused":
+            raise bad("strategy", "the Keras engine's train_on_batch does not split the batch "
+                                  "under tf.distribute (every replica computes the whole batch: "
+                                  "no speed-up, N times the work): add --set engine=fused, "
+                                  "which runs the same maths with the batch split across "
+                                  "replicas")
+        if self.strategy != "default" and not self.drop_remainder:
+            raise bad("strategy", "distributed steps need equal batches: keep drop_remainder=true")
         if self.jit_compile not in ("auto", "on", "off"):
             raise bad("jit_compile", "use auto, on or off")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -198,6 +213,7 @@ ARCHITECTURES = ("dcgan", "pytorch_dcgan", "fashion28")
 LOSSES = ("bce", "nonsaturating", "hinge")
 ACTIVATIONS = ("relu", "leaky_relu", "selu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+STRATEGIES = ("default", "mirrored", "tpu", "multiworker")
 
 IDENTITY_KEYS: tuple[str, ...] = (
     "preset", "data", "data_n", "image_size", "channels", "architecture", "latent_dim",

@@ -13,6 +13,11 @@ Options of the fused engine only: ``loss`` nonsaturating | hinge (D's output is 
 score; the history's D(x) and D(G(z)) columns show sigmoid(score) so they stay in [0, 1]), and
 ``diffaugment`` (augment.py: the same differentiable T on every image D sees, real or fake, in
 D's and G's updates; its randomness is a pure function of (seed, step)).
+
+Under a tf.distribute strategy (distribute.py) the fused step runs on each replica's slice of
+the global batch through ``strategy.run``; each replica's loss is divided by the number of
+replicas before its gradient, since Keras' optimizer sums gradients across replicas, so the
+update equals one device's on the whole batch. The history's numbers are the replicas' mean.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cargan_tf import latents
+from cargan_tf import distribute, latents
 from cargan_tf.augment import diff_augment
 from cargan_tf.config import RunConfig, parse_policy
 from cargan_tf.gan import StackedGAN, set_trainable
@@ -116,28 +121,53 @@ class FusedEngine:
 
     name = "fused"
 
-    def __init__(self, sg: StackedGAN, cfg: RunConfig, schedule: str = "classic"):
+    def __init__(self, sg: StackedGAN, cfg: RunConfig, schedule: str = "classic",
+                 strategy: tf.distribute.Strategy | None = None):
         if schedule not in ("classic", "joint"):
             raise ValueError(f"schedule must be classic or joint, got {schedule!r}")
         self.sg, self.cfg, self.schedule = sg, cfg, schedule
         self.loss = cfg.loss
         self.policy = parse_policy(cfg.diffaugment)
+        self.strategy = strategy
+        self.replicas = distribute.replicas(strategy) if strategy is not None else 1
         sg.build_optimizers()
         jit = {"auto": None, "on": True, "off": False}[cfg.jit_compile]
         body = self._classic if schedule == "classic" else self._joint
-        self._step = tf.function(body, jit_compile=jit if jit is not None else _auto_jit(),
-                                 reduce_retracing=True)
+        if strategy is None:
+            self._step = tf.function(body, jit_compile=jit if jit is not None else _auto_jit(),
+                                     reduce_retracing=True)
+        else:
+            # XLA is not asked for around strategy.run (TPUStrategy compiles the step anyway)
+            def distributed(*args):
+                out = strategy.run(body, args=args)
+                return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                        for k, v in out.items()}
 
-    def step(self, real: tf.Tensor, inputs: dict[str, np.ndarray]) -> dict[str, float]:
+            self._step = tf.function(distributed, reduce_retracing=True)
+
+    def step(self, real, inputs: dict[str, np.ndarray]) -> dict[str, float]:
+        """One step on `real`: a global batch, or (under a strategy) a per-replica value from
+        distribute.distribute_dataset; the noise and labels are split the same way."""
         aug_keys = inputs.get("aug_keys")
         if aug_keys is None:
             aug_keys = np.zeros((3, 2), np.int64)
-        out = self._step(real, inputs["z_fake"], inputs["z_gen"], inputs["y_real"],
-                         inputs["y_fake"], aug_keys)
+        args = [inputs["z_fake"], inputs["z_gen"], inputs["y_real"], inputs["y_fake"]]
+        if self.strategy is not None:
+            args = [distribute.split_across_replicas(self.strategy, a) for a in args]
+        out = self._step(real, *args, aug_keys)
         return {k: float(v) for k, v in out.items()}
 
     def _augment(self, images, key):
-        return diff_augment(images, self.policy, key) if self.policy else images
+        if not self.policy:
+            return images
+        if self.replicas > 1:  # each replica its own draws, not a copy of replica 0's
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            key = tf.random.experimental.stateless_fold_in(key, replica)
+        return diff_augment(images, self.policy, key)
+
+    def _per_replica(self, loss):
+        """The share of `loss` whose gradient, summed over the replicas, is the global one."""
+        return loss / self.replicas if self.replicas > 1 else loss
 
     def _d_update(self, images, labels, real: bool, key):
         D = self.sg.discriminator
@@ -146,7 +176,7 @@ class FusedEngine:
             pred = D(self._augment(images, key), training=True)
             loss = d_loss(self.loss, pred, labels, real)
             # loss scaling under mixed_float16 (identity otherwise); apply_gradients unscales
-            scaled = self.sg.d_optimizer.scale_loss(loss)
+            scaled = self.sg.d_optimizer.scale_loss(self._per_replica(loss))
         grads = tape.gradient(scaled, D.trainable_variables)
         self.sg.d_optimizer.apply_gradients(zip(grads, D.trainable_variables))
         set_trainable(D, False)
@@ -159,7 +189,7 @@ class FusedEngine:
             pred = D(self._augment(G(z, training=True), key), training=True)
             loss = g_loss(self.loss, pred)
             l2 = l2_penalty(G, self.cfg.l2_alpha)
-            scaled = self.sg.g_optimizer.scale_loss(loss + l2)
+            scaled = self.sg.g_optimizer.scale_loss(self._per_replica(loss + l2))
         grads = tape.gradient(scaled, G.trainable_variables)
         self.sg.g_optimizer.apply_gradients(zip(grads, G.trainable_variables))
         return loss, l2
@@ -185,8 +215,8 @@ class FusedEngine:
             d_loss_ = d_loss_real + d_loss_fake
             g_loss_ = g_loss(self.loss, fake_out)
             g_l2 = l2_penalty(G, self.cfg.l2_alpha)
-            d_scaled = self.sg.d_optimizer.scale_loss(d_loss_)
-            g_scaled = self.sg.g_optimizer.scale_loss(g_loss_ + g_l2)
+            d_scaled = self.sg.d_optimizer.scale_loss(self._per_replica(d_loss_))
+            g_scaled = self.sg.g_optimizer.scale_loss(self._per_replica(g_loss_ + g_l2))
         d_grads = d_tape.gradient(d_scaled, D.trainable_variables)
         g_grads = g_tape.gradient(g_scaled, G.trainable_variables)
         self.sg.d_optimizer.apply_gradients(zip(d_grads, D.trainable_variables))
@@ -202,8 +232,9 @@ def _auto_jit() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def make_engine(sg: StackedGAN, cfg: RunConfig):
-    """The engine cfg.engine names (keras | fused), with cfg.schedule for the fused one."""
+def make_engine(sg: StackedGAN, cfg: RunConfig, strategy: tf.distribute.Strategy | None = None):
+    """The engine cfg.engine names (keras | fused), with cfg.schedule for the fused one;
+    `strategy`: run the fused step under it (None: one device)."""
     if cfg.engine == "keras":
         return KerasEngine(sg, cfg)
-    return FusedEngine(sg, cfg, cfg.schedule)
+    return FusedEngine(sg, cfg, cfg.schedule, strategy)

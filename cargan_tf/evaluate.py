@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import os
 import time
 from collections.abc import Callable
@@ -372,6 +373,30 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def baseline_lines(result: dict[str, Any], baseline_path: str | os.PathLike) -> list[str]:
+    """Lines comparing `result` with a reference run's metrics.json (e.g. the baseline recipe
+    trained the same way: benchmarks/quickstart_baseline.py writes one)."""
+    path = Path(baseline_path)
+    try:
+        base = json.loads(path.read_text(encoding="utf-8"))
+        fid = float(base["fid"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CarganError(f"--baseline {path}: not a readable metrics.json with a fid ({err}); "
+                          "make one with `python -m cargan_tf evaluate RUN --out FILE`") from err
+    ref = base.get("reference", {})
+    lines = [f"baseline {ref.get('name', path.stem)}: FID {fid:.3f}   precision "
+             f"{base.get('precision', float('nan')):.3f}   recall "
+             f"{base.get('recall', float('nan')):.3f}"
+             + (f"   ({ref['note']})" if ref.get("note") else "")]
+    if base.get("features_hash") != result.get("features_hash") or base.get("n") != result.get("n"):
+        lines.append("  not comparable: the baseline was scored with other features or another "
+                     f"--n ({base.get('features')}, n {base.get('n')})")
+    else:
+        lines.append(f"  this run's FID is {result['fid'] / fid:.2f}x the baseline's "
+                     "(lower is better)")
+    return lines
+
+
 class RunEvaluator:
     """What the training loop holds: the extractor and real set, made once, scored each time.
 
@@ -394,6 +419,7 @@ class RunEvaluator:
 
 
 __all__ = [
+    "baseline_lines",
     "evaluate_generator", "score_images", "evaluate_run", "real_images_for", "choose_extractor",
     "RunEvaluator", "append_metrics_row", "read_metrics", "truncate_metrics", "summary_lines",
     "METRICS_COLUMNS", "METRICS_JSON_FIELDS", "EVAL_SEED",

@@ -68,15 +68,25 @@ class MinibatchStdDev(layers.Layer):
     ProGAN's minibatch standard deviation over the whole batch: the std of each feature
     across the N images, averaged to one number and broadcast as a constant map. A
     collapsed generator's batch has a std near 0, which D can then see. No weights.
+    synchronized: under tf.distribute, the std of the global batch (all replicas' images).
     """
 
-    def __init__(self, epsilon: float = 1e-8, **kwargs):
+    def __init__(self, epsilon: float = 1e-8, synchronized: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.epsilon = epsilon
+        self.synchronized = synchronized
 
     def call(self, inputs):
         x = ops.cast(inputs, "float32")
-        std = ops.sqrt(ops.var(x, axis=0) + self.epsilon)      # (H, W, C)
+        if self.synchronized:
+            from cargan_tf.distribute import cross_replica_sum
+
+            n = ops.cast(ops.shape(x)[0], "float32")
+            total, squares, n = cross_replica_sum(ops.sum(x, axis=0), ops.sum(x * x, axis=0), n)
+            variance = ops.maximum(squares / n - ops.square(total / n), 0.0)
+        else:
+            variance = ops.var(x, axis=0)
+        std = ops.sqrt(variance + self.epsilon)                  # (H, W, C)
         stat = ops.ones_like(x[..., :1]) * ops.mean(std)        # (N, H, W, 1)
         return ops.concatenate([inputs, ops.cast(stat, inputs.dtype)], axis=-1)
 
@@ -84,7 +94,17 @@ class MinibatchStdDev(layers.Layer):
         return (*input_shape[:-1], input_shape[-1] + 1)
 
     def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
+        return {**super().get_config(), "epsilon": self.epsilon,
+                "synchronized": self.synchronized}
+
+
+def _synchronized(cfg: RunConfig) -> bool:
+    # under tf.distribute, batch statistics over the global batch (as one device computes them)
+    return cfg.strategy != "default"
+
+
+def _bn(cfg: RunConfig) -> layers.BatchNormalization:
+    return layers.BatchNormalization(synchronized=_synchronized(cfg))
 
 
 def _d_weighted(cfg: RunConfig, layer: layers.Layer) -> layers.Layer:
@@ -139,13 +159,13 @@ def _dcgan_generator(cfg: RunConfig) -> keras.Sequential:
     model.add(layers.Dense(4 * 4 * widths[0], kernel_initializer=init))
     model.add(layers.Reshape((4, 4, widths[0])))                          # 4 x 4 x widths[0]
     if cfg.batchnorm:
-        model.add(layers.BatchNormalization())
+        model.add(_bn(cfg))
     model.add(_activation(cfg.g_activation))
     for width in widths[1:]:                                              # side doubles per block
         model.add(layers.Conv2DTranspose(width, cfg.kernel_size, strides=2, padding="same",
                                          use_bias=cfg.use_bias, kernel_initializer=init))
         if cfg.batchnorm:
-            model.add(layers.BatchNormalization())
+            model.add(_bn(cfg))
         model.add(_activation(cfg.g_activation))
     model.add(layers.Conv2DTranspose(cfg.channels, cfg.kernel_size, strides=2, padding="same",
                                      activation="tanh", dtype="float32"))  # S x S x C in [-1, 1]
@@ -164,12 +184,12 @@ def _dcgan_discriminator(cfg: RunConfig) -> keras.Sequential:
                                                  padding="same", use_bias=cfg.use_bias,
                                                  kernel_initializer=init)))
         if cfg.batchnorm and cfg.d_batchnorm and i > 0:                   # DCGAN: none on block 1
-            model.add(DiscriminatorBatchNorm())
+            model.add(DiscriminatorBatchNorm(synchronized=_synchronized(cfg)))
         model.add(_activation(cfg.d_activation))
         if cfg.dropout:
             model.add(layers.Dropout(cfg.dropout))
     if cfg.minibatch_std:
-        model.add(MinibatchStdDev())                                      # 4 x 4 x (widths[-1]+1)
+        model.add(MinibatchStdDev(synchronized=_synchronized(cfg)))  # 4 x 4 x (widths[-1]+1)
     model.add(layers.Flatten())                                           # 4 * 4 * widths[-1]
     model.add(_d_weighted(cfg, layers.Dense(1, activation=_d_output_activation(cfg),
                                             dtype="float32")))
@@ -185,11 +205,11 @@ def _pytorch_generator(cfg: RunConfig) -> keras.Sequential:
     model.add(keras.Input(shape=(cfg.latent_dim,), name="z"))
     model.add(layers.Reshape((1, 1, cfg.latent_dim)))
     model.add(layers.Conv2DTranspose(widths[0], k, strides=1, padding="valid", use_bias=False))
-    model.add(layers.BatchNormalization())
+    model.add(_bn(cfg))
     model.add(layers.ReLU())
     for width in widths[1:]:
         model.add(layers.Conv2DTranspose(width, k, strides=2, padding="same", use_bias=False))
-        model.add(layers.BatchNormalization())
+        model.add(_bn(cfg))
         model.add(layers.ReLU())
     model.add(layers.Conv2DTranspose(cfg.channels, k, strides=2, padding="same", use_bias=False,
                                      activation="tanh", dtype="float32"))
@@ -207,10 +227,10 @@ def _pytorch_discriminator(cfg: RunConfig) -> keras.Sequential:
         model.add(_d_weighted(cfg, layers.Conv2D(width, k, strides=2, padding="same",
                                                  use_bias=False)))
         if i > 0 and cfg.d_batchnorm:
-            model.add(DiscriminatorBatchNorm())
+            model.add(DiscriminatorBatchNorm(synchronized=_synchronized(cfg)))
         model.add(layers.LeakyReLU(negative_slope=0.2))
     if cfg.minibatch_std:
-        model.add(MinibatchStdDev())
+        model.add(MinibatchStdDev(synchronized=_synchronized(cfg)))
     model.add(_d_weighted(cfg, layers.Conv2D(1, 4, strides=1, padding="valid", use_bias=False,
                                              activation=_d_output_activation(cfg),
                                              dtype="float32")))  # 1 x 1 x 1
@@ -225,9 +245,9 @@ def _fashion_generator(cfg: RunConfig) -> keras.Sequential:
         keras.Input(shape=(cfg.latent_dim,), name="z"),
         layers.Dense(7 * 7 * wide),
         layers.Reshape((7, 7, wide)),
-        layers.BatchNormalization(),
+        _bn(cfg),
         layers.Conv2DTranspose(narrow, 5, strides=2, padding="same", activation="selu"),
-        layers.BatchNormalization(),
+        _bn(cfg),
         layers.Conv2DTranspose(cfg.channels, 5, strides=2, padding="same", activation="tanh",
                                dtype="float32"),
     ], name="generator")
@@ -244,7 +264,7 @@ def _fashion_discriminator(cfg: RunConfig) -> keras.Sequential:
         _d_weighted(cfg, layers.Conv2D(wide, 5, strides=2, padding="same")),
         layers.LeakyReLU(negative_slope=0.2),
         layers.Dropout(cfg.dropout),
-        *([MinibatchStdDev()] if cfg.minibatch_std else []),
+        *([MinibatchStdDev(synchronized=_synchronized(cfg))] if cfg.minibatch_std else []),
         layers.Flatten(),
         _d_weighted(cfg, layers.Dense(1, activation="sigmoid", dtype="float32")),
     ], name="discriminator")

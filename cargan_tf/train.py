@@ -6,10 +6,13 @@ checkpoint when run again on the same folder.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -23,6 +26,7 @@ import cargan_tf
 from cargan_tf import latents, runs, viz
 from cargan_tf.config import RunConfig, diff_identity, diff_schedule
 from cargan_tf.data.pipeline import batches_per_epoch, epoch_dataset
+from cargan_tf.distribute import check_batch, distribute_dataset, is_chief, make_strategy
 from cargan_tf.engines import make_engine, step_inputs
 from cargan_tf.errors import CarganError, ConfigError, RunFolderError
 from cargan_tf.gan import StackedGAN, set_trainable
@@ -63,7 +67,7 @@ def reconcile_config(paths: runs.RunPaths, cfg: RunConfig) -> RunConfig:
     return cfg
 
 
-def run_info(cfg: RunConfig) -> dict:
+def run_info(cfg: RunConfig, replicas: int = 1) -> dict:
     """Versions, device and the maths choices a reader of the run needs to know."""
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
     return {
@@ -78,6 +82,8 @@ def run_info(cfg: RunConfig) -> dict:
         "frozen_d_batchnorm": cfg.frozen_d_batchnorm,
         "engine": cfg.engine,
         "jit_compile": cfg.jit_compile,
+        "strategy": cfg.strategy,
+        "replicas": replicas,
         "generator_keras_holds": "EMA of G's weights" if cfg.ema_decay else "G's weights",
     }
 
@@ -124,9 +130,19 @@ class Trainer:
 
     def __init__(self, cfg: RunConfig, run_dir: str | os.PathLike,
                  images: np.ndarray | None = None):
-        self.paths = runs.RunPaths(run_dir)
-        self.paths.create()
-        self.cfg = reconcile_config(self.paths, cfg)
+        # first: MultiWorkerMirroredStrategy must set up its collectives before any other op
+        self.strategy = make_strategy(cfg) if cfg.strategy != "default" else None
+        self.is_chief = self.strategy is None or is_chief(self.strategy)
+        # the run folder checkpoints are restored from; a non-chief worker writes elsewhere
+        self.source = runs.RunPaths(run_dir)
+        if self.is_chief:
+            self.paths = self.source
+            self.paths.create()
+            self.cfg = reconcile_config(self.paths, cfg)
+        else:
+            self.paths = runs.RunPaths(tempfile.mkdtemp(prefix="cargan_worker_"))
+            self.paths.create()
+            self.cfg = cfg = cfg.replace(progress=False)
         self.images = images if images is not None else load_images_for(cfg)
         expected = (cfg.image_size, cfg.image_size, cfg.channels)
         if self.images.dtype != np.uint8 or self.images.shape[1:] != expected:
@@ -139,22 +155,28 @@ class Trainer:
         if cfg.deterministic:
             # process-wide and irreversible: deterministic kernels for the rest of the process
             tf.config.experimental.enable_op_determinism()
-        with precision_policy(cfg.precision):
-            self.generator = build_generator(cfg)
-            self.discriminator = build_discriminator(cfg)
-            self.gan = StackedGAN(self.generator, self.discriminator, cfg)
-        self.gan.build_optimizers()
-        self.engine = make_engine(self.gan, cfg)
-        tracked = dict(generator=self.generator, discriminator=self.discriminator,
-                       d_optimizer=self.gan.d_optimizer, g_optimizer=self.gan.g_optimizer)
-        self.ema_generator = None
-        if cfg.ema_decay:
+        if self.strategy is not None:
+            check_batch(cfg, self.strategy)
+        # models, optimizers and the EMA copy are made in the strategy's scope (mirrored
+        # variables); with no strategy this is TensorFlow's default, a no-op
+        scope = self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+        with scope:
             with precision_policy(cfg.precision):
-                self.ema_generator = keras.models.clone_model(self.generator)
-            self.ema_generator.set_weights(self.generator.get_weights())
-            tracked["ema_generator"] = self.ema_generator
-            self._ema_update = tf.function(self._ema_step)
-        self.checkpoint = tf.train.Checkpoint(**tracked)
+                self.generator = build_generator(cfg)
+                self.discriminator = build_discriminator(cfg)
+                self.gan = StackedGAN(self.generator, self.discriminator, cfg)
+            self.gan.build_optimizers()
+            self.engine = make_engine(self.gan, cfg, self.strategy)
+            tracked = dict(generator=self.generator, discriminator=self.discriminator,
+                           d_optimizer=self.gan.d_optimizer, g_optimizer=self.gan.g_optimizer)
+            self.ema_generator = None
+            if cfg.ema_decay:
+                with precision_policy(cfg.precision):
+                    self.ema_generator = keras.models.clone_model(self.generator)
+                self.ema_generator.set_weights(self.generator.get_weights())
+                tracked["ema_generator"] = self.ema_generator
+                self._ema_update = tf.function(self._ema_step)
+            self.checkpoint = tf.train.Checkpoint(**tracked)
         # what grids and generator.keras show: the EMA of G when enabled, else G itself
         self.output_generator = self.ema_generator or self.generator
         self.grid_latent = latents.seed_to_latent(cfg.seed, cfg.grid_size, cfg.latent_dim)
@@ -172,9 +194,10 @@ class Trainer:
     # ---- checkpoints -----------------------------------------------------------------------
     def restore_latest(self) -> bool:
         """Continue from the newest complete checkpoint, if any; True if one was restored."""
-        runs.remove_stale_checkpoints(self.paths, keep=0)
-        runs.remove_stale_temp_files(self.paths)
-        latest = runs.latest_checkpoint(self.paths)
+        if self.is_chief:
+            runs.remove_stale_checkpoints(self.paths, keep=0)
+            runs.remove_stale_temp_files(self.paths)
+        latest = runs.latest_checkpoint(self.source)  # a non-chief worker reads the chief's
         if latest is None:
             if self.paths.history.exists():  # a run killed before its first checkpoint
                 runs.truncate_history(self.paths.history, 1, 0)
@@ -183,7 +206,8 @@ class Trainer:
         self.checkpoint.read(str(latest / "weights")).assert_existing_objects_matched()
         self.gan.set_learning_rates(self.cfg.lr_d, self.cfg.lr_g)  # schedule may have changed
         self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
-        runs.truncate_history(self.paths.history, self.epoch, self.batch)
+        if self.paths.history.exists():
+            runs.truncate_history(self.paths.history, self.epoch, self.batch)
         self.resumed_from = latest
         return True
 
@@ -235,7 +259,8 @@ class Trainer:
     # ---- one step ------------------------------------------------------------------------
     def train_step(self, real: tf.Tensor) -> dict[str, float]:
         """One step of the configured engine; returns the history fields of this batch."""
-        return self.engine.step(real, step_inputs(self.cfg, self.step, int(real.shape[0])))
+        n = self.cfg.batch_size if self.strategy is not None else int(real.shape[0])
+        return self.engine.step(real, step_inputs(self.cfg, self.step, n))
 
     def _ema_step(self, step):
         # Warm-up (as tf.train.ExponentialMovingAverage's num_updates): early averages would
@@ -310,7 +335,8 @@ class Trainer:
             self.save_grid()  # epoch_0000: the untrained generator, first frame of the GIF
         self.start_evaluation()
         runs.write_json_atomic(self.paths.run_info, {
-            **run_info(cfg), "updated": _now(),
+            **run_info(cfg, self.strategy.num_replicas_in_sync if self.strategy else 1),
+            "updated": _now(),
             "resumed_from": self.resumed_from.name if self.resumed_from else None,
             "n_images": len(self.images), "steps_per_epoch": self.steps_per_epoch})
         writer = tf.summary.create_file_writer(str(self.paths.tensorboard)) \
@@ -319,9 +345,12 @@ class Trainer:
         while self.epoch <= cfg.epochs:
             bar = tqdm(total=self.steps_per_epoch, initial=self.batch, disable=not cfg.progress,
                        desc=f"epoch {self.epoch}/{cfg.epochs}", leave=False, file=sys.stdout)
-            data = iter(epoch_dataset(self.images, cfg.batch_size, cfg.seed, self.epoch,
-                                      skip_batches=self.batch,
-                                      drop_remainder=cfg.drop_remainder, flip=cfg.flip))
+            dataset = epoch_dataset(self.images, cfg.batch_size, cfg.seed, self.epoch,
+                                    skip_batches=self.batch,
+                                    drop_remainder=cfg.drop_remainder, flip=cfg.flip)
+            if self.strategy is not None:
+                dataset = distribute_dataset(self.strategy, dataset)
+            data = iter(dataset)
             while True:
                 start = time.perf_counter()
                 real = next(data, None)
@@ -371,7 +400,9 @@ class Trainer:
             if on_epoch_end is not None:
                 on_epoch_end(self.epoch - 1, grid)
         self.finish()
-        return self.paths.root
+        if not self.is_chief:  # the scratch folder only existed for the collective saves
+            shutil.rmtree(self.paths.root, ignore_errors=True)
+        return self.source.root
 
 
 def _tensorboard_scalars(writer, row: dict, step: int) -> None:

@@ -175,8 +175,10 @@ def real_vs_fake(real: np.ndarray, fake: np.ndarray, out_png: str | os.PathLike,
 
 
 def make_gif(frames: Sequence[str | os.PathLike], out_gif: str | os.PathLike,
-             seconds_per_frame: float = 0.5, labels: Sequence[str] | None = None) -> Path:
-    """evolution.gif: one frame per grid PNG, each captioned (e.g. 'epoch 3'); loops forever."""
+             seconds_per_frame: float = 0.5, labels: Sequence[str] | None = None,
+             max_side: int | None = None) -> Path:
+    """evolution.gif: one frame per grid PNG, each captioned (e.g. 'epoch 3'); loops forever.
+    max_side: shrink frames whose longer side is larger (a smaller file to share)."""
     import imageio.v3 as iio
 
     if not frames:
@@ -186,6 +188,10 @@ def make_gif(frames: Sequence[str | os.PathLike], out_gif: str | os.PathLike,
         image = decode_png(Path(frame).read_bytes())
         if image.shape[2] == 1:
             image = np.repeat(image, 3, axis=2)
+        if max_side and max(image.shape[:2]) > max_side:
+            scale = max_side / max(image.shape[:2])
+            image = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
+                               interpolation=cv2.INTER_AREA)
         label = labels[i] if labels else Path(frame).stem.replace("_", " ")
         images.append(_caption(image, label))
     shape = images[0].shape

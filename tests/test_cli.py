@@ -64,6 +64,20 @@ def test_plot_and_gif_rebuild_from_a_run(tiny_run, tmp_path, command):
         assert viz.decode_png((copy / "plots" / "losses.png").read_bytes()).size > 0
 
 
+def test_gif_every_keeps_first_and_last_and_max_side_shrinks(tiny_run, tmp_path):
+    import imageio.v3 as iio
+
+    out = tmp_path / "small.gif"
+    # the tiny run has 3 grids (epochs 0, 1, 2): every 2nd keeps 0 and 2
+    assert cli.main(["gif", str(tiny_run), "--every", "2", "--max-side", "64",
+                     "--out", str(out)]) == 0
+    frames = iio.imread(out, index=None)
+    full = viz.decode_png(sorted((tiny_run / "samples").glob("epoch_*.png"))[0].read_bytes())
+    assert len(frames) == 2 and max(full.shape[:2]) > 64
+    assert max(frames.shape[1:3]) <= 64 + 40  # the caption strip adds a few rows
+    assert cli.main(["gif", str(tiny_run), "--every", "0", "--out", str(out)]) != 0
+
+
 def test_bad_override_is_reported_without_traceback(capsys):
     assert cli.main(["train", "--smoke", "--set", "lr_gg=1"]) == 2
     assert "did you mean 'lr_g'" in capsys.readouterr().err

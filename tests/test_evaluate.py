@@ -68,6 +68,20 @@ def test_toycars_extractor_is_cached_with_its_hash_and_accuracy(toycars16):
     assert np.abs(predicted["offset_x"] - labels["offset_x"]).mean() < 0.05
 
 
+def test_packaged_32px_extractor_is_used_with_an_empty_cache_and_still_classifies(
+        extractor_cache):
+    """The main job's extractor ships with the package: a newcomer's first evaluate trains
+    nothing, and everyone's FIDs at 32x32 use the same weights."""
+    assert not features.domain_cache_path("toycars", 32).exists()
+    extractor = features.get_extractor("toycars", 32, 3)
+    assert extractor.path.parent == features.PACKAGED_EXTRACTORS
+    assert extractor.meta["held_out"]["body_type_accuracy"] > 0.95
+    images, labels = draw_toycars(300, 32, seed=2024)  # a seed it never saw
+    predicted = extractor.predict_labels(images)["body_type"]
+    assert np.mean(predicted == labels["body_type"]) > 0.9
+    assert extractor.features(images[:8]).shape == (8, features.FEATURE_DIM)
+
+
 def test_extractor_rejects_images_of_another_size(toycars16):
     with pytest.raises(CarganError, match="16x16x3"):
         toycars16.features(np.zeros((2, 32, 32, 3), np.uint8))

@@ -4,6 +4,7 @@ coverage) against real images and write metrics.json."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from cargan_tf.errors import CarganError
 
@@ -36,6 +37,9 @@ def register(subparsers) -> None:
     p.add_argument("--floor", action="store_true",
                    help="also score a second, disjoint real set against the first: the best "
                         "value any generator can reach at this --n")
+    p.add_argument("--baseline", default=None, metavar="METRICS_JSON",
+                   help="also print a reference run's scores (its metrics.json, scored with the "
+                        "same features and --n) and this run's FID relative to it")
     p.add_argument("--inception-weights", default=None, metavar="H5",
                    help="InceptionV3 no-top weights file (default: $CARGAN_INCEPTION_WEIGHTS, "
                         "then Keras' cache ~/.keras/models)")
@@ -49,12 +53,18 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.n < 2:
         raise CarganError(f"--n {args.n}: use at least 2 (5000 for numbers to compare)")
-    from cargan_tf.evaluate import evaluate_run, summary_lines
+    if args.baseline and not Path(args.baseline).is_file():
+        raise CarganError(f"--baseline {args.baseline}: no such file (a metrics.json of the "
+                          "reference run)")
+    from cargan_tf.evaluate import baseline_lines, evaluate_run, summary_lines
 
     result, path = evaluate_run(
         args.generator, features=args.features, n=args.n, data=args.data, floor=args.floor,
         weights=args.inception_weights, allow_download=args.allow_download, out=args.out)
-    for line in summary_lines(result):
+    lines = summary_lines(result)
+    if args.baseline:
+        lines += baseline_lines(result, args.baseline)
+    for line in lines:
         print(line)
     print(path)
     return 0

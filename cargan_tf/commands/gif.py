@@ -13,6 +13,10 @@ def register(subparsers) -> None:
     p.add_argument("run_dir", help="a run folder")
     p.add_argument("--seconds-per-frame", type=float, default=0.5, help="frame duration")
     p.add_argument("--out", default=None, help="output path (default: RUN/evolution.gif)")
+    p.add_argument("--every", type=int, default=1,
+                   help="keep every Nth epoch grid (the first and last are always kept)")
+    p.add_argument("--max-side", type=int, default=None,
+                   help="shrink frames to at most this many pixels on their longer side")
     p.set_defaults(func=run)
 
 
@@ -23,7 +27,12 @@ def run(args) -> int:
     frames = paths.list_sample_grids()
     if not frames:
         raise CarganError(f"no samples/epoch_*.png in {args.run_dir}: train an epoch first")
+    if args.every < 1:
+        raise CarganError(f"--every {args.every}: use 1 or more")
+    frames = [p for i, p in enumerate(frames)
+              if i % args.every == 0 or i == len(frames) - 1]
     labels = [f"epoch {int(p.stem.split('_')[1])}" for p in frames]
-    out = viz.make_gif(frames, args.out or paths.evolution_gif, args.seconds_per_frame, labels)
+    out = viz.make_gif(frames, args.out or paths.evolution_gif, args.seconds_per_frame, labels,
+                       max_side=args.max_side)
     print(f"{out} ({len(frames)} frames)")
     return 0

@@ -26,6 +26,10 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=int, default=None, help="total epochs; default: the preset's")
     p.add_argument("--batch-size", type=int, default=None, help="images per D step")
     p.add_argument("--image-size", type=int, default=None, help="output side (power of two)")
+    p.add_argument("--strategy", default=None, choices=("default", "mirrored", "tpu", "multiworker"),
+                   help="tf.distribute strategy (needs --set engine=fused): mirrored = all local "
+                        "GPUs, tpu = the Colab/Cloud TPU, multiworker = the cluster in TF_CONFIG; "
+                        "--batch-size stays the global batch")
     p.add_argument("--run-dir", default=None,
                    help="run folder; default runs/<preset>-<data> (…-smoke with --smoke)")
     p.add_argument("--config", default=None,
@@ -48,7 +52,7 @@ def config_from_args(args) -> RunConfig:
         cfg = smoke(cfg)
     overrides = dict(parse_override(text) for text in args.set)
     for flag, key in (("data", "data"), ("epochs", "epochs"), ("batch_size", "batch_size"),
-                      ("image_size", "image_size")):
+                      ("image_size", "image_size"), ("strategy", "strategy")):
         if getattr(args, flag) is not None:
             overrides[key] = getattr(args, flag)
     if args.no_progress:
