@@ -10,9 +10,15 @@ SMOKE ?=
 venv:
 	@bash scripts/ensure_venv.sh
 
+# The full quickstart ends by scoring its generator (packaged toycars features, 1000 samples)
+# beside the real-vs-real floor and the baseline recipe trained for the same steps.
+BASELINE := benchmarks/results/quickstart_baseline.json
+
 quickstart: venv
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m cargan_tf train --preset quick32 --data toycars \
 		--run-dir $(RUN_DIR)$(if $(SMOKE),-smoke) $(if $(SMOKE),--smoke)
+	$(if $(SMOKE),,TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m cargan_tf evaluate $(RUN_DIR) --n 1000 \
+		--floor --baseline $(BASELINE))
 
 test: venv
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q $(PYTEST_ARGS)

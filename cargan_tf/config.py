@@ -99,6 +99,9 @@ class RunConfig:
                                           # bit-identical to an uninterrupted one (slower)
     on_divergence: str = "stop"           # NaN/Inf loss: stop | restart (last good checkpoint,
                                           # learning rates halved, at most 3 times)
+    init_from: str = ""                   # a run folder or generator .keras to start from
+                                          # (transfer learning; used only before a first
+                                          # checkpoint exists: see transfer.py)
     strategy: str = "default"             # tf.distribute: default (one device) | mirrored (all
                                           # local GPUs) | tpu | multiworker (TF_CONFIG); not
                                           # default needs engine=fused. batch_size stays global

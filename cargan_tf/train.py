@@ -331,13 +331,27 @@ class Trainer:
         from tqdm.auto import tqdm
 
         cfg = self.cfg
+        initialised = None
         if not self.restore_latest():
-            self.save_grid()  # epoch_0000: the untrained generator, first frame of the GIF
+            if cfg.init_from:
+                from cargan_tf.transfer import init_from
+
+                initialised = init_from(cfg.init_from, self.generator, self.discriminator,
+                                        self.ema_generator)
+                if cfg.progress:
+                    print(f"initialised from {initialised['generator']}"
+                          + (f" and {initialised['discriminator']}"
+                             if initialised["discriminator"] else " (D from scratch)"),
+                          flush=True)
+            self.save_grid()  # epoch_0000: the starting generator, first frame of the GIF
         self.start_evaluation()
+        previous = runs.read_json(self.paths.run_info) if self.paths.run_info.exists() else {}
+        initialised = initialised or previous.get("initialised_from")  # kept across resumes
         runs.write_json_atomic(self.paths.run_info, {
             **run_info(cfg, self.strategy.num_replicas_in_sync if self.strategy else 1),
             "updated": _now(),
             "resumed_from": self.resumed_from.name if self.resumed_from else None,
+            **({"initialised_from": initialised} if initialised else {}),
             "n_images": len(self.images), "steps_per_epoch": self.steps_per_epoch})
         writer = tf.summary.create_file_writer(str(self.paths.tensorboard)) \
             if cfg.tensorboard else None

@@ -199,6 +199,8 @@ def make_gif(frames: Sequence[str | os.PathLike], out_gif: str | os.PathLike,
     buffer = io.BytesIO()
     # duration in ms per frame; the last frame lingers so the result can be seen
     durations = [int(seconds_per_frame * 1000)] * (len(images) - 1) + [2000]
+    if len(images) == 1:  # Pillow takes one number, not a list, for a single frame
+        durations = durations[0]
     iio.imwrite(buffer, np.stack(images), extension=".gif", duration=durations, loop=0)
     write_bytes_atomic(out_gif, buffer.getvalue())
     return Path(out_gif)

@@ -260,3 +260,17 @@ def test_evaluate_on_user_data_without_extractors_falls_back_to_pixels(
     assert result["coverage"] is None  # no classifier for user data
     assert all(np.isfinite(result[k]) for k in ("fid", "kid", "precision", "recall", "diversity"))
     assert json.loads(path.read_text())["features"] == "pixels"
+
+
+def test_baseline_lines_compare_only_like_with_like(tmp_path):
+    result = {"fid": 30.0, "features_hash": "abc", "n": 1000}
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps({"fid": 60.0, "precision": 0.2, "recall": 0.1, "n": 1000,
+                                "features_hash": "abc", "reference": {"name": "aim64 at 32"}}))
+    lines = evaluate.baseline_lines(result, base)
+    assert "aim64 at 32: FID 60.000" in lines[0] and "0.50x the baseline's" in lines[1]
+    base.write_text(json.dumps({"fid": 60.0, "n": 500, "features_hash": "abc"}))
+    assert "not comparable" in evaluate.baseline_lines(result, base)[1]
+    base.write_text("{}")
+    with pytest.raises(CarganError, match="not a readable metrics.json"):
+        evaluate.baseline_lines(result, base)

@@ -30,6 +30,9 @@ def register(subparsers) -> None:
                    help="tf.distribute strategy (needs --set engine=fused): mirrored = all local "
                         "GPUs, tpu = the Colab/Cloud TPU, multiworker = the cluster in TF_CONFIG; "
                         "--batch-size stays the global batch")
+    p.add_argument("--init-from", default=None, metavar="RUN_OR_GENERATOR",
+                   help="transfer learning: start from a trained run's generator and "
+                        "discriminator (or a generator .keras) with the same architecture")
     p.add_argument("--run-dir", default=None,
                    help="run folder; default runs/<preset>-<data> (…-smoke with --smoke)")
     p.add_argument("--config", default=None,
@@ -52,7 +55,7 @@ def config_from_args(args) -> RunConfig:
         cfg = smoke(cfg)
     overrides = dict(parse_override(text) for text in args.set)
     for flag, key in (("data", "data"), ("epochs", "epochs"), ("batch_size", "batch_size"),
-                      ("image_size", "image_size"), ("strategy", "strategy")):
+                      ("image_size", "image_size"), ("strategy", "strategy"), ("init_from", "init_from")):
         if getattr(args, flag) is not None:
             overrides[key] = getattr(args, flag)
     if args.no_progress:
