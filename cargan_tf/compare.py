@@ -14,7 +14,6 @@ comparison.md, samples.png, reconstructions.png, interpolations.png.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -83,8 +82,9 @@ def run_comparison(out: str | os.PathLike, *, data: str = "toycars", image_size:
     from cargan_tf.generate import generate_images, interpolation_images, load_generator
     from cargan_tf.latents import seed_to_latent
     from cargan_tf.models import build_discriminator, parameter_counts
+    from cargan_tf.runs import RunPaths, read_history
     from cargan_tf.train import load_images_for, train
-    from cargan_tf.vae import VAETrainer, vae_config_from, vae_parameter_counts
+    from cargan_tf.vae import VAETrainer, read_vae_history, vae_config_from, vae_parameter_counts
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -103,9 +103,9 @@ def run_comparison(out: str | os.PathLike, *, data: str = "toycars", image_size:
 
     # ---- the GAN
     log(f"training the GAN ({cfg.epochs} epochs, {len(images)} images)")
-    start = time.perf_counter()
     gan_dir = train(cfg, out / "gan", images=images)
-    gan_seconds = time.perf_counter() - start
+    # the training steps' own seconds (history.csv): honest for a resumed or reused run too
+    gan_seconds = sum(row["seconds"] for row in read_history(RunPaths(gan_dir).history))
     generator = load_generator(gan_dir)
     results["gan"] = {"train_seconds": gan_seconds,
                       "parameters": {"generator": parameter_counts(generator)["total"],
@@ -121,10 +121,9 @@ def run_comparison(out: str | os.PathLike, *, data: str = "toycars", image_size:
         name = f"vae_{kind}"
         vcfg = vae_config_from(cfg, kind, hidden=64 if smoke else 512)
         log(f"training {LABELS[name]} ({vcfg.epochs} epochs)")
-        start = time.perf_counter()
         trainer = VAETrainer(vcfg, out / name, images=images)
         trainer.run()
-        seconds = time.perf_counter() - start
+        seconds = sum(row["seconds"] for row in read_vae_history(trainer.paths.history))
         decoder = trainer.vae.decoder
         fake = generate_images(decoder, seed_to_latent(EVAL_SEED, n_eval, cfg.latent_dim))
         recon = viz.to_uint8(trainer.reconstruct(real))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -61,6 +62,12 @@ def mirrored(out: Path) -> None:
     train(tiny(epochs=2), out / "mirrored")
     np.savez(out / "single_2.npz", **weights(out / "single", 2 * steps))
     np.savez(out / "resumed_2.npz", **weights(out / "mirrored", 2 * steps))
+    # and the other way: a one-device checkpoint resumed under the strategy for epoch 3
+    shutil.copytree(out / "single", out / "single_then_mirrored")
+    train(tiny(epochs=3), out / "single")
+    train(tiny(epochs=3, strategy="mirrored"), out / "single_then_mirrored")
+    np.savez(out / "single_3.npz", **weights(out / "single", 3 * steps))
+    np.savez(out / "mirrored_3.npz", **weights(out / "single_then_mirrored", 3 * steps))
     (out / "mirrored.json").write_text(json.dumps({"steps": steps, "run_info": info}))
 
 

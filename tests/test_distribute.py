@@ -67,6 +67,10 @@ def test_checkpoint_saved_under_the_strategy_resumes_on_one_device(mirrored_out)
     assert len(history) == 1 + 2 * steps  # header + both epochs, none repeated
 
 
+def test_one_device_checkpoint_resumes_under_the_strategy(mirrored_out):
+    assert_close(load(mirrored_out / "single_3.npz"), load(mirrored_out / "mirrored_3.npz"))
+
+
 def _free_ports(n: int) -> list[int]:
     socks = [socket.socket() for _ in range(n)]
     for s in socks:
