@@ -83,6 +83,8 @@ CANDIDATES: dict[str, tuple[dict, str]] = {
     "joint_no_d_bn": (dict(schedule="joint", d_batchnorm=False, dropout=0.3, g_noise_multiplier=1),
                       "TF-tutorial joint step, no D BatchNorm, dropout 0.3"),
     "quick32": (None, "the quick32 preset as it is now (the quickstart's recipe)"),
+    "quick32_diffaugment": (dict(preset="quick32", diffaugment="color,translation,cutout"),
+                            "the quick32 preset + DiffAugment (for small sets)"),
 }
 DEFAULT_CANDIDATES = ("baseline", "quick32")
 
@@ -94,6 +96,9 @@ def candidate_config(name: str, seed: int, steps: int, data_n: int):
     overrides, _ = CANDIDATES[name]
     if overrides is None:
         cfg = config.preset("quick32", seed=seed, data_n=data_n)
+    elif overrides.get("preset") == "quick32":  # the quick32 preset plus a few options
+        extra = {k: v for k, v in overrides.items() if k != "preset"}
+        cfg = config.preset("quick32", **extra, seed=seed, data_n=data_n)
     else:
         base = dict(BASELINE)
         cfg = config.preset(base.pop("preset"), **base, **overrides, seed=seed, data_n=data_n)
