@@ -82,7 +82,7 @@ CANDIDATES: dict[str, tuple[dict, str]] = {
                     "hinge_sn_mbstd_ema + DiffAugment (for small sets)"),
     "joint_no_d_bn": (dict(schedule="joint", d_batchnorm=False, dropout=0.3, g_noise_multiplier=1),
                       "TF-tutorial joint step, no D BatchNorm, dropout 0.3"),
-    "quick32": (None, "the quick32 preset as it is now (the quickstart's recipe)"),
+    "quick32": (dict(preset="quick32"), "the quick32 preset as it is now (the quickstart's recipe)"),
     "quick32_diffaugment": (dict(preset="quick32", diffaugment="color,translation,cutout"),
                             "the quick32 preset + DiffAugment (for small sets)"),
 }
@@ -93,15 +93,10 @@ def candidate_config(name: str, seed: int, steps: int, data_n: int):
     """(RunConfig, actual G steps) for a candidate: equal batch and steps for every one."""
     from cargan_tf import config
 
-    overrides, _ = CANDIDATES[name]
-    if overrides is None:
-        cfg = config.preset("quick32", seed=seed, data_n=data_n)
-    elif overrides.get("preset") == "quick32":  # the quick32 preset plus a few options
-        extra = {k: v for k, v in overrides.items() if k != "preset"}
-        cfg = config.preset("quick32", **extra, seed=seed, data_n=data_n)
-    else:
-        base = dict(BASELINE)
-        cfg = config.preset(base.pop("preset"), **base, **overrides, seed=seed, data_n=data_n)
+    # a candidate naming a preset starts from that preset, the others from the baseline
+    overrides = dict(CANDIDATES[name][0])
+    base = {"preset": overrides.pop("preset")} if "preset" in overrides else dict(BASELINE)
+    cfg = config.preset(base.pop("preset"), **{**base, **overrides}, seed=seed, data_n=data_n)
     per_epoch = data_n // cfg.batch_size
     if per_epoch < 1:
         raise SystemExit(f"--data-n {data_n} is fewer than one batch of {cfg.batch_size}")
@@ -227,8 +222,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.list:
         for name, (overrides, what) in CANDIDATES.items():
-            shown = "quick32 preset" if overrides is None else \
-                ", ".join(f"{k}={v}" for k, v in overrides.items()) or "-"
+            shown = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "-"
             print(f"{name:20s} {what}\n{'':20s}   {shown}")
         return 0
     names = list(CANDIDATES) if args.candidates == "all" else args.candidates.split(",")

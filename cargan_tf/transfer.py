@@ -14,27 +14,17 @@ from pathlib import Path
 
 import keras
 
-from cargan_tf.errors import ConfigError
+from cargan_tf.errors import CarganError, ConfigError
+from cargan_tf.generate import load_generator, resolve_generator_path
 from cargan_tf.runs import RunPaths
-
-
-def _load(path: Path) -> keras.Model:
-    import cargan_tf.models  # noqa: F401  registers the custom layers for deserialisation
-
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except (ValueError, OSError) as err:
-        raise ConfigError(f"--init-from: could not load {path} as a Keras model: {err}") from err
 
 
 def source_models(source: str | os.PathLike) -> tuple[Path, Path | None]:
     """(generator file, discriminator file or None) for a run folder or a generator .keras."""
-    from cargan_tf.generate import resolve_generator_path
-
     path = Path(source).expanduser()
     try:
         generator = resolve_generator_path(path)
-    except Exception as err:  # CarganError with the reason; re-raised as a config problem
+    except CarganError as err:  # the reason, reported as a problem with --init-from
         raise ConfigError(f"--init-from {source}: {err}") from err
     discriminator = RunPaths(path).discriminator if path.is_dir() else None
     return generator, discriminator if discriminator and discriminator.exists() else None
@@ -42,21 +32,17 @@ def source_models(source: str | os.PathLike) -> tuple[Path, Path | None]:
 
 def copy_weights(source: keras.Model, target: keras.Model, what: str, origin: Path) -> None:
     """target's weights := source's, after checking that every variable's shape matches."""
-    src, dst = source.weights, target.weights
-    src_shapes = [tuple(w.shape) for w in src]
-    dst_shapes = [tuple(w.shape) for w in dst]
+    src_shapes = [tuple(w.shape) for w in source.weights]
+    dst_shapes = [tuple(w.shape) for w in target.weights]
     if src_shapes != dst_shapes:
-        first = next((i for i, (a, b) in enumerate(zip(src_shapes, dst_shapes)) if a != b),
-                     min(len(src_shapes), len(dst_shapes)))
-        detail = (f"variable {first}: {src_shapes[first] if first < len(src_shapes) else 'none'}"
-                  f" in {origin.name} vs {dst_shapes[first] if first < len(dst_shapes) else 'none'}"
-                  " here") if first < max(len(src_shapes), len(dst_shapes)) else ""
+        first = next((i for i, (a, b) in enumerate(zip(src_shapes, dst_shapes)) if a != b), None)
+        detail = (f"variable {first}: {src_shapes[first]} there vs {dst_shapes[first]} here"
+                  if first is not None else f"{len(src_shapes)} vs {len(dst_shapes)} variables")
         raise ConfigError(
-            f"--init-from: the {what} in {origin} does not fit this run's {what} "
-            f"({len(src_shapes)} vs {len(dst_shapes)} variables; {detail}). Use the same "
-            "architecture, image size, channels, latent_dim and filters as that run (its "
-            "config.json), e.g. --config RUN/config.json with a new --data")
-    for s, d in zip(src, dst):
+            f"--init-from: the {what} in {origin} does not fit this run's {what} ({detail}). "
+            "Use the same architecture, image size, channels, latent_dim and filters as that "
+            "run (its config.json), e.g. --config RUN/config.json with a new --data")
+    for s, d in zip(source.weights, target.weights):
         d.assign(keras.ops.cast(s.value, d.dtype))
 
 
@@ -64,11 +50,12 @@ def init_from(source: str | os.PathLike, generator: keras.Model, discriminator: 
               ema_generator: keras.Model | None = None) -> dict[str, str | None]:
     """Copy the source's weights into the new run's models; returns what was copied from where."""
     g_path, d_path = source_models(source)
-    copy_weights(_load(g_path), generator, "generator", g_path)
+    copy_weights(load_generator(g_path), generator, "generator", g_path)
     if ema_generator is not None:
         ema_generator.set_weights(generator.get_weights())
     if d_path is not None:
-        copy_weights(_load(d_path), discriminator, "discriminator", d_path)
+        # load_generator loads any .keras model (compile=False), D included
+        copy_weights(load_generator(d_path), discriminator, "discriminator", d_path)
     return {"generator": str(g_path), "discriminator": str(d_path) if d_path else None}
 
 

@@ -104,8 +104,8 @@ def _batch_axis(rows: Sequence[dict]) -> np.ndarray:
     return np.array([r["epoch"] - 1 + r["batch"] / per_epoch[r["epoch"]] for r in rows])
 
 
-def plot_losses(history_csv: str | os.PathLike, out_png: str | os.PathLike) -> Path:
-    """plots/losses.png: D real/fake loss and G loss per batch (light) and smoothed (bold)."""
+def _plot_history(history_csv, out_png, series, ylabel: str, title: str, axes=None) -> Path:
+    """One history plot: each (key, colour) per batch (light) and smoothed (bold)."""
     from matplotlib.figure import Figure
 
     rows = read_history(history_csv)
@@ -114,43 +114,38 @@ def plot_losses(history_csv: str | os.PathLike, out_png: str | os.PathLike) -> P
     if rows:
         x = _batch_axis(rows)
         window = max(1, len(rows) // 50)
-        for key, colour in (("d_loss_real", "tab:blue"), ("d_loss_fake", "tab:orange"),
-                            ("g_loss", "tab:green"), ("g_loss_l2", "tab:gray")):
+        for key, colour in series:
             y = np.array([r[key] for r in rows])
             ax.plot(x, y, color=colour, alpha=0.25, linewidth=0.8)
             ax.plot(x[window - 1:], _smooth(y, window), color=colour, label=key)
         ax.legend(loc="upper right")
+    if axes is not None:
+        axes(ax)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title("GAN losses per batch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     write_bytes_atomic(out_png, _figure_png(fig))
     return Path(out_png)
+
+
+def plot_losses(history_csv: str | os.PathLike, out_png: str | os.PathLike) -> Path:
+    """plots/losses.png: D real/fake loss and G loss per batch (light) and smoothed (bold)."""
+    return _plot_history(history_csv, out_png,
+                         (("d_loss_real", "tab:blue"), ("d_loss_fake", "tab:orange"),
+                          ("g_loss", "tab:green"), ("g_loss_l2", "tab:gray")),
+                         "loss", "GAN losses per batch")
 
 
 def plot_d_outputs(history_csv: str | os.PathLike, out_png: str | os.PathLike) -> Path:
     """plots/d_outputs.png: D(x) and D(G(z)) per batch; 0.5 is where D can no longer tell."""
-    from matplotlib.figure import Figure
+    def half_line(ax):
+        ax.axhline(0.5, color="black", linewidth=0.8, linestyle="--")
+        ax.set_ylim(0, 1)
 
-    rows = read_history(history_csv)
-    fig = Figure(figsize=(8, 4))
-    ax = fig.add_subplot()
-    if rows:
-        x = _batch_axis(rows)
-        window = max(1, len(rows) // 50)
-        for key, colour in (("D(x)", "tab:blue"), ("D(G(z))", "tab:red")):
-            y = np.array([r[key] for r in rows])
-            ax.plot(x, y, color=colour, alpha=0.25, linewidth=0.8)
-            ax.plot(x[window - 1:], _smooth(y, window), color=colour, label=key)
-        ax.legend(loc="upper right")
-    ax.axhline(0.5, color="black", linewidth=0.8, linestyle="--")
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("mean discriminator output")
-    ax.set_title("D(x) on real and D(G(z)) on generated batches")
-    ax.grid(alpha=0.3)
-    write_bytes_atomic(out_png, _figure_png(fig))
-    return Path(out_png)
+    return _plot_history(history_csv, out_png, (("D(x)", "tab:blue"), ("D(G(z))", "tab:red")),
+                         "mean discriminator output",
+                         "D(x) on real and D(G(z)) on generated batches", axes=half_line)
 
 
 def _caption(image: np.ndarray, text: str) -> np.ndarray:

@@ -23,6 +23,25 @@ def tiny_config(**overrides):
     return cfg.replace(**overrides) if overrides else cfg
 
 
+def fresh(cfg):
+    """The stacked gan for cfg with weights from seed 0: two calls give identical models."""
+    import keras
+
+    from cargan_tf import models
+    from cargan_tf.gan import build_gan
+
+    keras.utils.set_random_seed(0)
+    return build_gan(models.build_generator(cfg), models.build_discriminator(cfg), cfg)
+
+
+def real_batch(cfg, n=16):
+    """A fixed random 'real' batch float32 (n, S, S, C) in [-1, 1] for cfg's image shape."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    return rng.uniform(-1, 1, (n, cfg.image_size, cfg.image_size, cfg.channels)).astype("float32")
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """A run folder trained for 2 epochs on 64 toycars at 16x16. Treat it as read-only."""

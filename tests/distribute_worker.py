@@ -1,7 +1,7 @@
 """Subprocess side of tests/test_distribute.py (logical devices must be set before TensorFlow
 starts, and each multi-worker task is its own process).
 
-    python tests/distribute_worker.py mirrored OUT_DIR      # 2 logical CPUs, 3 runs, weights
+    python tests/distribute_worker.py mirrored OUT_DIR      # 2 logical CPUs, with and without strategy
     python tests/distribute_worker.py keras_batch OUT_DIR   # what train_on_batch gives replicas
     python tests/distribute_worker.py multiworker OUT_DIR RUN_DIR   # one task; TF_CONFIG set
 

@@ -4,25 +4,13 @@ import keras
 import numpy as np
 import pytest
 
-from cargan_tf import models
 from cargan_tf.engines import FusedEngine, KerasEngine, step_inputs
-from cargan_tf.gan import build_gan
 
-from conftest import tiny_config
+from conftest import fresh, real_batch, tiny_config
 
 # float32 arithmetic in a different op order (one graph vs three): observed differences are
 # ~1e-7; 1e-5 relative + 1e-6 absolute leaves room for other CPUs' kernels.
 RTOL, ATOL = 1e-5, 1e-6
-
-
-def fresh(cfg):
-    keras.utils.set_random_seed(0)
-    return build_gan(models.build_generator(cfg), models.build_discriminator(cfg), cfg)
-
-
-def real_batch(cfg, n=16):
-    rng = np.random.default_rng(5)
-    return rng.uniform(-1, 1, (n, cfg.image_size, cfg.image_size, cfg.channels)).astype("float32")
 
 
 @pytest.mark.parametrize("bn_mode", ["inference", "batch"])

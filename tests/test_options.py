@@ -9,9 +9,8 @@ import tensorflow as tf
 from cargan_tf import config, engines, models
 from cargan_tf.augment import diff_augment
 from cargan_tf.errors import ConfigError
-from cargan_tf.gan import build_gan
 
-from conftest import tiny_config
+from conftest import fresh, real_batch, tiny_config
 
 NEW_KEYS = ("spectral_norm", "minibatch_std", "diffaugment", "loss", "fake_batch_mode")
 ALL_OPTIONS = dict(engine="fused", loss="hinge", label_noise=False, spectral_norm=True,
@@ -175,16 +174,6 @@ def test_default_discriminator_is_unchanged():
 
 
 # ---- engines --------------------------------------------------------------------------------
-
-def fresh(cfg):
-    keras.utils.set_random_seed(0)
-    return build_gan(models.build_generator(cfg), models.build_discriminator(cfg), cfg)
-
-
-def real_batch(cfg, n=16):
-    rng = np.random.default_rng(5)
-    return rng.uniform(-1, 1, (n, cfg.image_size, cfg.image_size, cfg.channels)).astype("float32")
-
 
 def test_step_inputs_seed_the_augmentation_per_step():
     cfg = tiny_config()
