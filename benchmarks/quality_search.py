@@ -85,6 +85,10 @@ CANDIDATES: dict[str, tuple[dict, str]] = {
     "quick32": (dict(preset="quick32"), "the quick32 preset as it is now (the quickstart's recipe)"),
     "quick32_diffaugment": (dict(preset="quick32", diffaugment="color,translation,cutout"),
                             "the quick32 preset + DiffAugment (for small sets)"),
+    "quick32_translation": (dict(preset="quick32", diffaugment="translation"),
+                            "the quick32 preset + DiffAugment translation only (keeps colours)"),
+    "quick32_dropout": (dict(preset="quick32", dropout=0.3),
+                        "the quick32 preset + dropout 0.3 in D (slows D's memorising)"),
 }
 DEFAULT_CANDIDATES = ("baseline", "quick32")
 

@@ -249,13 +249,17 @@ def test_duplicate_takes_over_when_its_original_is_deleted(tmp_path: Path):
                                   cv2.cvtColor(noise(16, 16, 1), cv2.COLOR_BGR2RGB))
 
 
-def test_worker_threads_give_the_same_cache(tmp_path: Path):
-    src = tmp_path / "src"
-    for i in range(40):
-        write_image(src / f"{i:03d}.jpg", smooth(40, 56, i))
-    one = prepare(src, tmp_path / "one", size=16, workers=1, progress=False)
-    two = prepare(src, tmp_path / "two", size=16, workers=2, progress=False)
-    np.testing.assert_array_equal(load_cache(one.dst), load_cache(two.dst))
+def test_worker_threads_give_the_same_cache_and_report(messy: Path, tmp_path: Path):
+    for i in range(40):  # more files than the read-ahead window of 2 workers
+        write_image(messy / "many" / f"{i:03d}.jpg", smooth(40, 56, i))
+    one = prepare(messy, tmp_path / "one", size=16, workers=1, progress=False)
+    for workers in (2, 16):  # reading threads ahead of one decoding thread per core
+        many = prepare(messy, tmp_path / f"w{workers}", size=16, workers=workers,
+                       progress=False)
+        np.testing.assert_array_equal(load_cache(one.dst), load_cache(many.dst))
+        reports = [json.loads(r.report_path.read_text()) for r in (one, many)]
+        for key in ("skipped", "duplicates", "flagged"):
+            assert reports[0][key] == reports[1][key], key
 
 
 def _two_versions(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
