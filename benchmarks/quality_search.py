@@ -93,14 +93,16 @@ CANDIDATES: dict[str, tuple[dict, str]] = {
 DEFAULT_CANDIDATES = ("baseline", "quick32")
 
 
-def candidate_config(name: str, seed: int, steps: int, data_n: int):
-    """(RunConfig, actual G steps) for a candidate: equal batch and steps for every one."""
+def candidate_config(name: str, seed: int, steps: int, data_n: int, data: str = "toycars"):
+    """(RunConfig, actual G steps) for a candidate: equal batch and steps for every one.
+    data_n: training images (for a folder: how many it holds, or fewer to subsample)."""
     from cargan_tf import config
 
     # a candidate naming a preset starts from that preset, the others from the baseline
     overrides = dict(CANDIDATES[name][0])
     base = {"preset": overrides.pop("preset")} if "preset" in overrides else dict(BASELINE)
-    cfg = config.preset(base.pop("preset"), **{**base, **overrides}, seed=seed, data_n=data_n)
+    cfg = config.preset(base.pop("preset"), **{**base, **overrides}, seed=seed, data_n=data_n,
+                        data=data)
     per_epoch = data_n // cfg.batch_size
     if per_epoch < 1:
         raise SystemExit(f"--data-n {data_n} is fewer than one batch of {cfg.batch_size}")
@@ -117,9 +119,20 @@ def load_average() -> float | None:
         return None
 
 
+def data_tag(args) -> str:
+    """'' for toycars, else the data folder's name and a dash (run and result file names)."""
+    if args.data == "toycars":
+        return ""
+    return Path(args.data.partition(":")[2] or args.data).name + "-"
+
+
+def run_dir_for(name: str, seed: int, args) -> Path:
+    return args.workdir / f"{data_tag(args)}{name}-seed{seed}-n{args.data_n}-s{args.steps}"
+
+
 def run_candidate(name: str, seed: int, args) -> subprocess.Popen:
-    cfg, _ = candidate_config(name, seed, args.steps, args.data_n)
-    run_dir = args.workdir / f"{name}-seed{seed}-n{args.data_n}-s{args.steps}"
+    cfg, _ = candidate_config(name, seed, args.steps, args.data_n, args.data)
+    run_dir = run_dir_for(name, seed, args)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "requested_config.json"
     config_path.write_text(cfg.to_json())
@@ -129,9 +142,9 @@ def run_candidate(name: str, seed: int, args) -> subprocess.Popen:
                             cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
 
 
-def evaluate(run_dir: Path, n: int, floor: bool = False) -> dict:
+def evaluate(run_dir: Path, n: int, floor: bool = False, features: str = "domain") -> dict:
     out = run_dir / "metrics.json"
-    cmd = [sys.executable, "-m", "cargan_tf", "evaluate", str(run_dir), "--features", "domain",
+    cmd = [sys.executable, "-m", "cargan_tf", "evaluate", str(run_dir), "--features", features,
            "--n", str(n), "--out", str(out)] + (["--floor"] if floor else [])
     subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     return json.loads(out.read_text())
@@ -209,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0", help="comma list of seeds")
     parser.add_argument("--data-n", type=int, default=8192,
                         help="toycars training images (400: the original Indian-cars set size)")
+    parser.add_argument("--data", default="toycars",
+                        help="training data, as train's --data (e.g. stanford_cars:FOLDER); "
+                             "for a folder, set --data-n to its size and --features pixels")
+    parser.add_argument("--features", default="domain",
+                        help="evaluate's features: domain (toycars), pixels (any data)")
     parser.add_argument("--eval-n", type=int, default=1000,
                         help="samples and held-out real images per evaluation (5000 for "
                              "numbers to compare with evaluate's defaults)")
@@ -243,8 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     while queue or running:
         while queue and len(running) < max(1, args.jobs):
             name, seed = queue.pop(0)
-            _, steps = candidate_config(name, seed, args.steps, args.data_n)
-            run_dir = args.workdir / f"{name}-seed{seed}-n{args.data_n}-s{args.steps}"
+            _, steps = candidate_config(name, seed, args.steps, args.data_n, args.data)
+            run_dir = run_dir_for(name, seed, args)
             if (run_dir / "generator.keras").exists():
                 print(f"reusing {run_dir}", flush=True)
                 running.append((name, seed, None))
@@ -260,13 +278,13 @@ def main(argv: list[str] | None = None) -> int:
             if proc is not None and proc.poll() is None:
                 continue
             running.remove(item)
-            run_dir = args.workdir / f"{name}-seed{seed}-n{args.data_n}-s{args.steps}"
+            run_dir = run_dir_for(name, seed, args)
             if proc is not None and proc.returncode != 0:
                 print(f"{name} seed {seed} failed (exit {proc.returncode}): see "
                       f"{run_dir / 'train.log'}", flush=True)
                 continue
-            _, steps = candidate_config(name, seed, args.steps, args.data_n)
-            metrics = evaluate(run_dir, args.eval_n)
+            _, steps = candidate_config(name, seed, args.steps, args.data_n, args.data)
+            metrics = evaluate(run_dir, args.eval_n, features=args.features)
             results.append(summarise(name, seed, run_dir, metrics, steps))
             print(f"  {name} seed {seed}: FID {metrics['fid']:.2f}  "
                   f"({time.time() - start:.0f} s so far)", flush=True)
@@ -274,15 +292,17 @@ def main(argv: list[str] | None = None) -> int:
     floor = None
     if results:
         floor_run = Path(results[0]["run_dir"])
-        floor = (evaluate(floor_run, args.eval_n, floor=True) or {}).get("floor")
-        evaluate(floor_run, args.eval_n)  # leave that run's metrics.json without the floor
+        floor = (evaluate(floor_run, args.eval_n, floor=True, features=args.features)
+                 or {}).get("floor")
+        # leave that run's metrics.json without the floor
+        evaluate(floor_run, args.eval_n, features=args.features)
     print()
-    print(f"toycars, {args.data_n} training images, batch 64, equal G steps, "
-          f"domain features, {args.eval_n} samples vs {args.eval_n} held-out images")
+    print(f"{args.data}, {args.data_n} training images, batch 64, equal G steps, "
+          f"{args.features} features, {args.eval_n} samples vs {args.eval_n} real images")
     print_table(results, floor, loads)
     if args.reference_out:
         write_reference(results, args)
-    out = args.out or args.workdir / f"results-n{args.data_n}-s{args.steps}.json"
+    out = args.out or args.workdir / f"results-{data_tag(args)}n{args.data_n}-s{args.steps}.json"
     out.write_text(json.dumps({"results": results, "floor": floor, "load": loads[::10],
                                "args": {k: str(v) for k, v in vars(args).items()}}, indent=2))
     print(f"\nwritten {out}")

@@ -178,7 +178,7 @@ def test_interactive_colab_heuristic(monkeypatch):
     assert nb.headless_executor([]) is None
     # and the real process tree: our parent's command line comes first
     parent = Path(f"/proc/{os.getppid()}/cmdline")
-    if parent.exists():
+    if os.getppid() > 1 and parent.exists():  # an orphaned pytest (parent init) has no ancestors
         assert nb._ancestor_cmdlines()[0] == parent.read_bytes().replace(b"\0", b" ").decode(
             errors="replace").strip()
 
