@@ -89,6 +89,8 @@ CANDIDATES: dict[str, tuple[dict, str]] = {
                             "the quick32 preset + DiffAugment translation only (keeps colours)"),
     "quick32_dropout": (dict(preset="quick32", dropout=0.3),
                         "the quick32 preset + dropout 0.3 in D (slows D's memorising)"),
+    "quick32_modeseek": (dict(preset="quick32", mode_seeking=1.0),
+                         "the quick32 preset + the mode-seeking term (MSGAN), weight 1"),
 }
 DEFAULT_CANDIDATES = ("baseline", "quick32")
 

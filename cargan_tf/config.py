@@ -58,6 +58,10 @@ class RunConfig:
                                           # relu(1+D(G(z))) on raw scores, G -D(G(z)).
                                           # nonsaturating and hinge need engine=fused
     l2_alpha: float = 5e-4                # L2-enhanced G loss weight; 0 gives plain BCE
+    mode_seeking: float = 0.0             # >0: weight of the mode-seeking term (MSGAN, Mao et
+                                          # al. 2019) in G's loss, weight / (mean|G(z1)-G(z2)| /
+                                          # mean|z1-z2|) over pairs in the batch: G is paid to
+                                          # make different latents look different (fused)
     label_noise: bool = True              # noisy labels for D (ranges below); False = hard 1/0
     real_label_range: tuple[float, float] = (0.8, 1.0)
     fake_label_range: tuple[float, float] = (0.0, 0.2)
@@ -175,6 +179,12 @@ class RunConfig:
             raise bad("diffaugment", "DiffAugment runs inside the fused step (train_on_batch "
                                      "cannot augment the stacked gan's fakes): add --set "
                                      "engine=fused")
+        if self.mode_seeking < 0:
+            raise bad("mode_seeking", "use 0 (off) or a positive weight, e.g. 1.0")
+        if self.mode_seeking and self.engine != "fused":
+            raise bad("mode_seeking", "the mode-seeking term needs two halves of G's batch "
+                                      "inside one step, which the stacked gan cannot express: "
+                                      "add --set engine=fused")
         if self.fake_batch_mode not in ("inference", "training"):
             raise bad("fake_batch_mode", "use inference or training")
         if self.schedule not in ("classic", "joint"):
@@ -222,7 +232,7 @@ IDENTITY_KEYS: tuple[str, ...] = (
     "preset", "data", "data_n", "image_size", "channels", "architecture", "latent_dim",
     "base_filters", "max_filters", "kernel_size", "g_activation", "d_activation", "batchnorm",
     "d_batchnorm", "dropout", "spectral_norm", "minibatch_std", "diffaugment", "use_bias",
-    "loss", "l2_alpha", "label_noise", "real_label_range",
+    "loss", "l2_alpha", "mode_seeking", "label_noise", "real_label_range",
     "fake_label_range", "g_noise_multiplier", "frozen_d_batchnorm", "schedule", "fake_batch_mode",
     "ema_decay",
     "flip", "batch_size", "drop_remainder", "seed", "precision",

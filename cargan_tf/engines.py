@@ -30,7 +30,7 @@ from cargan_tf import distribute, latents
 from cargan_tf.augment import diff_augment
 from cargan_tf.config import RunConfig, parse_policy
 from cargan_tf.gan import StackedGAN, set_trainable
-from cargan_tf.losses import l2_penalty
+from cargan_tf.losses import l2_penalty, mode_seeking_penalty
 
 
 def step_inputs(cfg: RunConfig, step: int, n: int) -> dict[str, np.ndarray]:
@@ -186,10 +186,12 @@ class FusedEngine:
         G, D = self.sg.generator, self.sg.discriminator
         set_trainable(D, False)
         with tf.GradientTape() as tape:
-            pred = D(self._augment(G(z, training=True), key), training=True)
+            fake = G(z, training=True)
+            pred = D(self._augment(fake, key), training=True)
             loss = g_loss(self.loss, pred)
             l2 = l2_penalty(G, self.cfg.l2_alpha)
-            scaled = self.sg.g_optimizer.scale_loss(self._per_replica(loss + l2))
+            extra = mode_seeking_penalty(fake, z, self.cfg.mode_seeking)
+            scaled = self.sg.g_optimizer.scale_loss(self._per_replica(loss + l2 + extra))
         grads = tape.gradient(scaled, G.trainable_variables)
         self.sg.g_optimizer.apply_gradients(zip(grads, G.trainable_variables))
         return loss, l2
@@ -215,8 +217,10 @@ class FusedEngine:
             d_loss_ = d_loss_real + d_loss_fake
             g_loss_ = g_loss(self.loss, fake_out)
             g_l2 = l2_penalty(G, self.cfg.l2_alpha)
+            g_extra = mode_seeking_penalty(fake, z_fake, self.cfg.mode_seeking)
             d_scaled = self.sg.d_optimizer.scale_loss(self._per_replica(d_loss_))
-            g_scaled = self.sg.g_optimizer.scale_loss(self._per_replica(g_loss_ + g_l2))
+            g_scaled = self.sg.g_optimizer.scale_loss(
+                self._per_replica(g_loss_ + g_l2 + g_extra))
         d_grads = d_tape.gradient(d_scaled, D.trainable_variables)
         g_grads = g_tape.gradient(g_scaled, G.trainable_variables)
         self.sg.d_optimizer.apply_gradients(zip(d_grads, D.trainable_variables))

@@ -9,10 +9,12 @@ import tensorflow as tf
 from cargan_tf import config, engines, models
 from cargan_tf.augment import diff_augment
 from cargan_tf.errors import ConfigError
+from cargan_tf.losses import mode_seeking_penalty
 
 from conftest import fresh, real_batch, tiny_config
 
-NEW_KEYS = ("spectral_norm", "minibatch_std", "diffaugment", "loss", "fake_batch_mode")
+NEW_KEYS = ("spectral_norm", "minibatch_std", "diffaugment", "loss", "fake_batch_mode",
+            "mode_seeking")
 ALL_OPTIONS = dict(engine="fused", loss="hinge", label_noise=False, spectral_norm=True,
                    minibatch_std=True, diffaugment="color,translation,cutout", d_batchnorm=False,
                    kernel_size=4, fake_batch_mode="training")
@@ -36,6 +38,8 @@ def test_new_maths_options_are_identity_keys_and_default_off():
     (dict(loss="hinge", label_noise=False), "engine=fused"),
     (dict(loss="nonsaturating"), "engine=fused"),
     (dict(diffaugment="translation"), "engine=fused"),
+    (dict(mode_seeking=1.0), "engine=fused"),
+    (dict(engine="fused", mode_seeking=-1.0), "positive weight"),
     (dict(engine="fused", loss="hinge"), "label_noise=false"),
     (dict(engine="fused", loss="wasserstein"), "bce, nonsaturating, hinge"),
     (dict(engine="fused", diffaugment="color,zoom"), "color, translation, cutout"),
@@ -74,6 +78,23 @@ def test_nonsaturating_on_logits_equals_bce_on_probabilities():
     # where D is certain (sigmoid rounds to 0) BCE on probabilities clips; logits do not
     assert float(engines.g_loss("nonsaturating", tf.constant([[-40.0]]))) == pytest.approx(40.0)
     assert float(engines.d_probability("hinge", tf.constant([[0.0]]))) == 0.5
+
+
+def test_mode_seeking_term_matches_a_hand_computation_and_punishes_collapse():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(6, 4)).astype("float32")
+    varied = rng.uniform(-1, 1, (6, 8, 8, 3)).astype("float32")
+    # pairs (0, 3), (1, 4), (2, 5): weight / (mean|x_i - x_i+3| / mean|z_i - z_i+3|)
+    ratio = np.abs(varied[:3] - varied[3:]).mean() / np.abs(z[:3] - z[3:]).mean()
+    assert float(mode_seeking_penalty(varied, z, 2.0)) == pytest.approx(2.0 / (ratio + 1e-5),
+                                                                        rel=1e-5)
+    collapsed = np.repeat(varied[:1], 6, axis=0)  # every latent gives the same image
+    assert float(mode_seeking_penalty(collapsed, z, 2.0)) > 1000 * float(
+        mode_seeking_penalty(varied, z, 2.0))
+    assert float(mode_seeking_penalty(varied, z, 0.0)) == 0.0
+    assert float(mode_seeking_penalty(varied[:5], z[:5], 1.0)) == pytest.approx(  # odd batch
+        float(mode_seeking_penalty(np.concatenate([varied[:2], varied[2:4]]),
+                                   np.concatenate([z[:2], z[2:4]]), 1.0)), rel=1e-6)
 
 
 # ---- DiffAugment ----------------------------------------------------------------------------
@@ -199,6 +220,23 @@ def test_fused_engine_trains_with_every_option(schedule, loss):
                for a, b in zip(d0, sg.discriminator.trainable_weights))
     assert all(not np.array_equal(a, b.numpy())
                for a, b in zip(g0, sg.generator.trainable_weights))
+
+
+@pytest.mark.parametrize("schedule", ["classic", "joint"])
+def test_mode_seeking_changes_only_the_generator_update(schedule):
+    base = tiny_config(engine="fused", schedule=schedule, fake_batch_mode="training")
+    real = real_batch(base)
+    after = {}
+    for weight in (0.0, 1.0):
+        cfg = base.replace(mode_seeking=weight)
+        sg = fresh(cfg)
+        engines.FusedEngine(sg, cfg, schedule).step(real, engines.step_inputs(cfg, 0, 16))
+        after[weight] = ([v.numpy() for v in sg.generator.trainable_weights],
+                         [v.numpy() for v in sg.discriminator.trainable_weights])
+    for a, b in zip(after[0.0][1], after[1.0][1]):  # D's update never sees G's extra term
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert any(not np.allclose(a, b, rtol=1e-5, atol=1e-6)
+               for a, b in zip(after[0.0][0], after[1.0][0]))
 
 
 def test_keras_and_fused_engines_agree_with_the_layer_options_and_training_mode_fakes():
