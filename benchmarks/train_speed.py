@@ -242,6 +242,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8, help="timed steps per configuration")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps (tracing) first")
     parser.add_argument("--only", default=None, help="comma-separated substrings of names")
+    parser.add_argument("--skip", default=None,
+                        help="comma-separated substrings of names to leave out, e.g. bf16 on a "
+                             "CPU without bf16 instructions (emulated: minutes per step)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # child process
     args = parser.parse_args()
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -265,6 +268,8 @@ def main() -> None:
     results = {}
     for name in CONFIGS:
         if args.only and not any(s in name for s in args.only.split(",")):
+            continue
+        if args.skip and any(s in name for s in args.skip.split(",")):
             continue
         if CONFIGS[name][0] == "torch" and not have_torch:
             print(f"  {name}: skipped (pip install torch==2.13.0 for the CPU build)")

@@ -78,6 +78,7 @@ def run_info(cfg: RunConfig, replicas: int = 1) -> dict:
         "platform": platform.platform(),
         "git_commit": _git_commit(),
         "device": ", ".join(gpus) if gpus else f"CPU ({os.cpu_count()} cores)",
+        "onednn_cpu_kernels": _onednn_enabled(),
         "precision": cfg.precision,
         "frozen_d_batchnorm": cfg.frozen_d_batchnorm,
         "engine": cfg.engine,
@@ -86,6 +87,16 @@ def run_info(cfg: RunConfig, replicas: int = 1) -> dict:
         "replicas": replicas,
         "generator_keras_holds": "EMA of G's weights" if cfg.ema_decay else "G's weights",
     }
+
+
+def _onednn_enabled() -> bool | None:
+    """Whether TensorFlow runs its oneDNN CPU kernels (they change speed and round-off)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):  # a private module: absent in some builds
+        return None
 
 
 def _git_commit() -> str | None:

@@ -1,5 +1,8 @@
 """RunConfig: JSON round-trips, presets, overrides, identity vs schedule keys. No TensorFlow."""
 
+import os
+import subprocess
+import sys
 from dataclasses import fields
 
 import pytest
@@ -74,3 +77,19 @@ def test_smoke_is_tiny_but_keeps_the_architecture_family():
     cfg = config.smoke(config.preset("fashion28"))
     assert cfg.image_size == 28 and cfg.architecture == "fashion28" and cfg.data_n == 64
     assert config.smoke(config.preset("aim64")).image_size == 16
+
+
+@pytest.mark.parametrize("env,expected", [(None, "True"), ("0", "False")])
+def test_importing_cargan_tf_turns_on_onednn_unless_told_not_to(env, expected):
+    """TensorFlow leaves its oneDNN CPU kernels off on CPUs without AVX-512 (1.8x slower
+    training there); importing cargan_tf before TensorFlow asks for them, and a user's
+    TF_ENABLE_ONEDNN_OPTS=0 still wins."""
+    environ = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if env is not None:
+        environ["TF_ENABLE_ONEDNN_OPTS"] = env
+    code = ("import cargan_tf, tensorflow\n"
+            "from tensorflow.python.util import _pywrap_util_port as port\n"
+            "print(port.IsMklEnabled())")
+    out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == expected

@@ -32,6 +32,7 @@ def test_tiny_run_writes_every_artefact(tiny_run):
                 "frozen_d_batchnorm", "git_commit"):
         assert key in info
     assert info["frozen_d_batchnorm"] == "inference" and info["keras"].startswith("3.")
+    assert info["onednn_cpu_kernels"] is True  # conftest, like importing cargan_tf, asks for it
     assert info["sizes"]["checkpoints_kept"] == 2 and info["sizes"]["checkpoint_mb"] > 0
 
     with open(paths.history, newline="") as handle:
