@@ -10,8 +10,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # numpy's BLAS threads fight TensorFlow's for the 2 cores (big eigendecompositions crawl)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-# what importing cargan_tf sets, here too: test modules may import TensorFlow first
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+# before any test module imports TensorFlow: the package's import sets TF_ENABLE_ONEDNN_OPTS
+import cargan_tf  # noqa: E402,F401
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
