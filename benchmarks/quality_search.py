@@ -95,16 +95,18 @@ CANDIDATES: dict[str, tuple[dict, str]] = {
 DEFAULT_CANDIDATES = ("baseline", "quick32")
 
 
-def candidate_config(name: str, seed: int, steps: int, data_n: int, data: str = "toycars"):
+def candidate_config(name: str, seed: int, steps: int, data_n: int, data: str = "toycars",
+                     image_size: int = 32):
     """(RunConfig, actual G steps) for a candidate: equal batch and steps for every one.
-    data_n: training images (for a folder: how many it holds, or fewer to subsample)."""
+    data_n: training images (for a folder: how many it holds, or fewer to subsample);
+    image_size: 32 for the search, 64 to confirm a winner (same widths, one more block)."""
     from cargan_tf import config
 
     # a candidate naming a preset starts from that preset, the others from the baseline
     overrides = dict(CANDIDATES[name][0])
     base = {"preset": overrides.pop("preset")} if "preset" in overrides else dict(BASELINE)
-    cfg = config.preset(base.pop("preset"), **{**base, **overrides}, seed=seed, data_n=data_n,
-                        data=data)
+    settings = {**base, **overrides, "image_size": image_size}
+    cfg = config.preset(settings.pop("preset"), **settings, seed=seed, data_n=data_n, data=data)
     per_epoch = data_n // cfg.batch_size
     if per_epoch < 1:
         raise SystemExit(f"--data-n {data_n} is fewer than one batch of {cfg.batch_size}")
@@ -128,12 +130,18 @@ def data_tag(args) -> str:
     return Path(args.data.partition(":")[2] or args.data).name + "-"
 
 
+def size_tag(args) -> str:
+    """'' at the search's 32x32, else e.g. '-64px' (run and result file names)."""
+    return "" if args.image_size == 32 else f"-{args.image_size}px"
+
+
 def run_dir_for(name: str, seed: int, args) -> Path:
-    return args.workdir / f"{data_tag(args)}{name}-seed{seed}-n{args.data_n}-s{args.steps}"
+    return args.workdir / (f"{data_tag(args)}{name}-seed{seed}-n{args.data_n}-s{args.steps}"
+                           f"{size_tag(args)}")
 
 
 def run_candidate(name: str, seed: int, args) -> subprocess.Popen:
-    cfg, _ = candidate_config(name, seed, args.steps, args.data_n, args.data)
+    cfg, _ = candidate_config(name, seed, args.steps, args.data_n, args.data, args.image_size)
     run_dir = run_dir_for(name, seed, args)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "requested_config.json"
@@ -227,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default="toycars",
                         help="training data, as train's --data (e.g. stanford_cars:FOLDER); "
                              "for a folder, set --data-n to its size and --features pixels")
+    parser.add_argument("--image-size", type=int, default=32, choices=(32, 64),
+                        help="32 for the search; 64 to confirm the winner (same widths)")
     parser.add_argument("--features", default="domain",
                         help="evaluate's features: domain (toycars), pixels (any data)")
     parser.add_argument("--eval-n", type=int, default=1000,
@@ -263,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     while queue or running:
         while queue and len(running) < max(1, args.jobs):
             name, seed = queue.pop(0)
-            _, steps = candidate_config(name, seed, args.steps, args.data_n, args.data)
+            _, steps = candidate_config(name, seed, args.steps, args.data_n, args.data,
+                                        args.image_size)
             run_dir = run_dir_for(name, seed, args)
             if (run_dir / "generator.keras").exists():
                 print(f"reusing {run_dir}", flush=True)
@@ -285,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name} seed {seed} failed (exit {proc.returncode}): see "
                       f"{run_dir / 'train.log'}", flush=True)
                 continue
-            _, steps = candidate_config(name, seed, args.steps, args.data_n, args.data)
+            _, steps = candidate_config(name, seed, args.steps, args.data_n, args.data,
+                                        args.image_size)
             metrics = evaluate(run_dir, args.eval_n, features=args.features)
             results.append(summarise(name, seed, run_dir, metrics, steps))
             print(f"  {name} seed {seed}: FID {metrics['fid']:.2f}  "
@@ -299,12 +311,14 @@ def main(argv: list[str] | None = None) -> int:
         # leave that run's metrics.json without the floor
         evaluate(floor_run, args.eval_n, features=args.features)
     print()
-    print(f"{args.data}, {args.data_n} training images, batch 64, equal G steps, "
+    print(f"{args.data} at {args.image_size}x{args.image_size}, {args.data_n} training images, "
+          f"batch 64, equal G steps, "
           f"{args.features} features, {args.eval_n} samples vs {args.eval_n} real images")
     print_table(results, floor, loads)
     if args.reference_out:
         write_reference(results, args)
-    out = args.out or args.workdir / f"results-{data_tag(args)}n{args.data_n}-s{args.steps}.json"
+    out = args.out or args.workdir / (f"results-{data_tag(args)}n{args.data_n}-s{args.steps}"
+                                             f"{size_tag(args)}.json")
     out.write_text(json.dumps({"results": results, "floor": floor, "load": loads[::10],
                                "args": {k: str(v) for k, v in vars(args).items()}}, indent=2))
     print(f"\nwritten {out}")

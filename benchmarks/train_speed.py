@@ -2,9 +2,12 @@
 
     python benchmarks/train_speed.py                      # aim64 at 64x64, batch 128
     python benchmarks/train_speed.py --preset quick32 --batch 64 --steps 20
+    python benchmarks/train_speed.py --skip bf16 --rounds 3   # interleaved, median of 3
 
 Every configuration runs in its own subprocess (dtype policies and thread pools are global;
-peak memory is per process) on the same architecture, batch and random data. Printed: images/s,
+peak memory is per process) on the same architecture, batch and random data. images/s is
+the batch over the median timed step; with --rounds every configuration is measured that many
+times, interleaved, and the median round is reported. Printed: images/s,
 GFLOP/s against the machine's measured matmul peak, peak RSS, and ratios.
 
 GFLOP per real image is a hand count from the layer shapes (multiply-adds x 2; backward =
@@ -108,11 +111,13 @@ def run_one(name: str, args) -> dict:
             "tf_tutorial": tf_tutorial_step, "torch": torch_step}[loop](cfg, real, precision)
     for _ in range(args.warmup):
         step()
-    start = time.perf_counter()
+    times = []
     for _ in range(args.steps):
+        start = time.perf_counter()
         step()
-    seconds = time.perf_counter() - start
-    return {"images_per_s": args.steps * args.batch / seconds,
+        times.append(time.perf_counter() - start)
+    # the median step: one step slowed by another process does not move it
+    return {"images_per_s": args.batch / sorted(times)[len(times) // 2],
             "gflop_per_image": gflop_per_image(cfg, schedule, multiplier),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "precision": precision}
@@ -235,6 +240,14 @@ def torch_step(cfg, real, precision):
     return step
 
 
+def print_row(name: str, r: dict, peak: dict, suffix: str = "") -> None:
+    peak_key = "bfloat16" if "bfloat16" in r["precision"] else "float32"
+    pct = 100 * r["images_per_s"] * r["gflop_per_image"] / peak[peak_key]
+    print(f"  {name:55s} {r['images_per_s']:7.1f} img/s  {r['gflop_per_image']:.2f} "
+          f"GFLOP/img  {pct:4.0f}% of {peak_key} peak  {r['peak_rss_mb']:6.0f} MB{suffix}",
+          flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="aim64")
@@ -245,6 +258,10 @@ def main() -> None:
     parser.add_argument("--skip", default=None,
                         help="comma-separated substrings of names to leave out, e.g. bf16 on a "
                              "CPU without bf16 instructions (emulated: minutes per step)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every configuration this many times, interleaved (A B C "
+                             "A B C ...), and report the median: drift in the machine's speed "
+                             "then hits every configuration alike")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # child process
     args = parser.parse_args()
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -265,7 +282,7 @@ def main() -> None:
     print(f"{args.preset}, batch {args.batch}, {args.steps} timed steps after {args.warmup} "
           f"warm-up; matmul peak fp32 {peak['float32']:.0f} GFLOP/s, "
           f"bf16 {peak['bfloat16']:.0f} GFLOP/s; {os.cpu_count()} cores")
-    results = {}
+    names = []
     for name in CONFIGS:
         if args.only and not any(s in name for s in args.only.split(",")):
             continue
@@ -274,18 +291,34 @@ def main() -> None:
         if CONFIGS[name][0] == "torch" and not have_torch:
             print(f"  {name}: skipped (pip install torch==2.13.0 for the CPU build)")
             continue
-        out = subprocess.run([sys.executable, __file__, "--one", name, "--preset", args.preset,
-                              "--batch", str(args.batch), "--steps", str(args.steps),
-                              "--warmup", str(args.warmup)], capture_output=True, text=True)
-        if out.returncode:
-            print(f"  {name}: failed\n{out.stderr[-1500:]}")
+        names.append(name)
+    rounds: dict[str, list[dict]] = {name: [] for name in names}
+    for round_ in range(args.rounds):
+        if args.rounds > 1:
+            print(f"round {round_ + 1} of {args.rounds}", flush=True)
+        for name in names:
+            out = subprocess.run([sys.executable, __file__, "--one", name, "--preset",
+                                  args.preset, "--batch", str(args.batch), "--steps",
+                                  str(args.steps), "--warmup", str(args.warmup)],
+                                 capture_output=True, text=True)
+            if out.returncode:
+                print(f"  {name}: failed\n{out.stderr[-1500:]}")
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            rounds[name].append(r)
+            print_row(name, r, peak)
+    results = {}
+    for name, runs in rounds.items():
+        if not runs:
             continue
-        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
-        r = results[name]
-        peak_key = "bfloat16" if "bfloat16" in r["precision"] else "float32"
-        pct = 100 * r["images_per_s"] * r["gflop_per_image"] / peak[peak_key]
-        print(f"  {name:55s} {r['images_per_s']:7.1f} img/s  {r['gflop_per_image']:.2f} "
-              f"GFLOP/img  {pct:4.0f}% of {peak_key} peak  {r['peak_rss_mb']:6.0f} MB", flush=True)
+        speeds = sorted(r["images_per_s"] for r in runs)
+        results[name] = {**runs[0], "images_per_s": speeds[len(speeds) // 2],
+                         "spread": (speeds[0], speeds[-1]),
+                         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+    if args.rounds > 1:
+        print(f"\nmedian of {args.rounds} rounds (min .. max):")
+        for name, r in results.items():
+            print_row(name, r, peak, suffix=f"  ({r['spread'][0]:.1f} .. {r['spread'][1]:.1f})")
     base = results.get("tutorial loop (predict + 3 train_on_batch, 2x noise)")
     if base:
         print("\nratios against the tutorial loop (images/s):")
