@@ -91,6 +91,8 @@ CANDIDATES: dict[str, tuple[dict, str]] = {
                         "the quick32 preset + dropout 0.3 in D (slows D's memorising)"),
     "quick32_modeseek": (dict(preset="quick32", mode_seeking=1.0),
                          "the quick32 preset + the mode-seeking term (MSGAN), weight 1"),
+    "quick32_mbstd4": (dict(preset="quick32", minibatch_std_group=4),
+                       "the quick32 preset with StyleGAN's minibatch-std groups of 4"),
 }
 DEFAULT_CANDIDATES = ("baseline", "quick32")
 

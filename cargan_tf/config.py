@@ -48,6 +48,9 @@ class RunConfig:
                                           # et al. 2018; keras.layers.SpectralNormalization)
     minibatch_std: bool = False           # D appends the batch's mean feature std as one more
                                           # channel before its last layer (ProGAN): anti-collapse
+    minibatch_std_group: int = 0          # 0: that std over the whole batch (ProGAN); G > 0: over
+                                          # groups of G images, each image gets its group's
+                                          # (StyleGAN's 4: a sharper signal); divides batch_size
     diffaugment: str = ""                 # DiffAugment policy for everything D sees, e.g.
                                           # "color,translation,cutout" ("" = off; engine=fused)
     use_bias: bool = True                 # biases in conv layers (PyTorch DCGAN has none)
@@ -185,6 +188,10 @@ class RunConfig:
             raise bad("mode_seeking", "the mode-seeking term needs two halves of G's batch "
                                       "inside one step, which the stacked gan cannot express: "
                                       "add --set engine=fused")
+        if self.minibatch_std_group < 0 or (
+                self.minibatch_std_group and self.batch_size % self.minibatch_std_group):
+            raise bad("minibatch_std_group", f"use 0 (the whole batch) or a divisor of "
+                                             f"batch_size={self.batch_size}, e.g. 4")
         if self.fake_batch_mode not in ("inference", "training"):
             raise bad("fake_batch_mode", "use inference or training")
         if self.schedule not in ("classic", "joint"):
@@ -231,7 +238,8 @@ STRATEGIES = ("default", "mirrored", "tpu", "multiworker")
 IDENTITY_KEYS: tuple[str, ...] = (
     "preset", "data", "data_n", "image_size", "channels", "architecture", "latent_dim",
     "base_filters", "max_filters", "kernel_size", "g_activation", "d_activation", "batchnorm",
-    "d_batchnorm", "dropout", "spectral_norm", "minibatch_std", "diffaugment", "use_bias",
+    "d_batchnorm", "dropout", "spectral_norm", "minibatch_std", "minibatch_std_group",
+    "diffaugment", "use_bias",
     "loss", "l2_alpha", "mode_seeking", "label_noise", "real_label_range",
     "fake_label_range", "g_noise_multiplier", "frozen_d_batchnorm", "schedule", "fake_batch_mode",
     "ema_decay",

@@ -68,16 +68,23 @@ class MinibatchStdDev(layers.Layer):
     ProGAN's minibatch standard deviation over the whole batch: the std of each feature
     across the N images, averaged to one number and broadcast as a constant map. A
     collapsed generator's batch has a std near 0, which D can then see. No weights.
-    synchronized: under tf.distribute, the std of the global batch (all replicas' images).
+    group_size G > 0 (StyleGAN): the std over groups of G images (image i is in group
+    i mod N/G), each image getting its own group's number; N must be a multiple of G.
+    synchronized: under tf.distribute, the std of the global batch (all replicas' images);
+    with groups, each replica's groups are its own images.
     """
 
-    def __init__(self, epsilon: float = 1e-8, synchronized: bool = False, **kwargs):
+    def __init__(self, epsilon: float = 1e-8, synchronized: bool = False, group_size: int = 0,
+                 **kwargs):
         super().__init__(**kwargs)
         self.epsilon = epsilon
         self.synchronized = synchronized
+        self.group_size = group_size
 
     def call(self, inputs):
         x = ops.cast(inputs, "float32")
+        if self.group_size:
+            return ops.concatenate([inputs, ops.cast(self._group_std(x), inputs.dtype)], -1)
         if self.synchronized:
             from cargan_tf.distribute import cross_replica_sum
 
@@ -90,12 +97,21 @@ class MinibatchStdDev(layers.Layer):
         stat = ops.ones_like(x[..., :1]) * ops.mean(std)        # (N, H, W, 1)
         return ops.concatenate([inputs, ops.cast(stat, inputs.dtype)], axis=-1)
 
+    def _group_std(self, x):
+        """(N, H, W, C) -> (N, H, W, 1): each image's group std, as StyleGAN computes it."""
+        n, h, w, c = ops.shape(x)
+        groups = ops.reshape(x, (self.group_size, -1, h, w, c))       # [g, N/G, ...]: strided
+        std = ops.sqrt(ops.var(groups, axis=0) + self.epsilon)       # (N/G, H, W, C)
+        stat = ops.mean(std, axis=(1, 2, 3))                          # (N/G,)
+        stat = ops.tile(stat, (self.group_size,))                     # image i: stat[i % N/G]
+        return ops.ones_like(x[..., :1]) * ops.reshape(stat, (-1, 1, 1, 1))
+
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], input_shape[-1] + 1)
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon,
-                "synchronized": self.synchronized}
+                "synchronized": self.synchronized, "group_size": self.group_size}
 
 
 def _synchronized(cfg: RunConfig) -> bool:
@@ -189,7 +205,8 @@ def _dcgan_discriminator(cfg: RunConfig) -> keras.Sequential:
         if cfg.dropout:
             model.add(layers.Dropout(cfg.dropout))
     if cfg.minibatch_std:
-        model.add(MinibatchStdDev(synchronized=_synchronized(cfg)))  # 4 x 4 x (widths[-1]+1)
+        model.add(MinibatchStdDev(synchronized=_synchronized(cfg),  # 4 x 4 x (widths[-1]+1)
+                                  group_size=cfg.minibatch_std_group))
     model.add(layers.Flatten())                                           # 4 * 4 * widths[-1]
     model.add(_d_weighted(cfg, layers.Dense(1, activation=_d_output_activation(cfg),
                                             dtype="float32")))
@@ -230,7 +247,8 @@ def _pytorch_discriminator(cfg: RunConfig) -> keras.Sequential:
             model.add(DiscriminatorBatchNorm(synchronized=_synchronized(cfg)))
         model.add(layers.LeakyReLU(negative_slope=0.2))
     if cfg.minibatch_std:
-        model.add(MinibatchStdDev(synchronized=_synchronized(cfg)))
+        model.add(MinibatchStdDev(synchronized=_synchronized(cfg),
+                                  group_size=cfg.minibatch_std_group))
     model.add(_d_weighted(cfg, layers.Conv2D(1, 4, strides=1, padding="valid", use_bias=False,
                                              activation=_d_output_activation(cfg),
                                              dtype="float32")))  # 1 x 1 x 1
@@ -264,7 +282,8 @@ def _fashion_discriminator(cfg: RunConfig) -> keras.Sequential:
         _d_weighted(cfg, layers.Conv2D(wide, 5, strides=2, padding="same")),
         layers.LeakyReLU(negative_slope=0.2),
         layers.Dropout(cfg.dropout),
-        *([MinibatchStdDev(synchronized=_synchronized(cfg))] if cfg.minibatch_std else []),
+        *([MinibatchStdDev(synchronized=_synchronized(cfg), group_size=cfg.minibatch_std_group)]
+          if cfg.minibatch_std else []),
         layers.Flatten(),
         _d_weighted(cfg, layers.Dense(1, activation="sigmoid", dtype="float32")),
     ], name="discriminator")

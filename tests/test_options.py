@@ -14,7 +14,7 @@ from cargan_tf.losses import mode_seeking_penalty
 from conftest import fresh, real_batch, tiny_config
 
 NEW_KEYS = ("spectral_norm", "minibatch_std", "diffaugment", "loss", "fake_batch_mode",
-            "mode_seeking")
+            "mode_seeking", "minibatch_std_group")
 ALL_OPTIONS = dict(engine="fused", loss="hinge", label_noise=False, spectral_norm=True,
                    minibatch_std=True, diffaugment="color,translation,cutout", d_batchnorm=False,
                    kernel_size=4, fake_batch_mode="training")
@@ -171,17 +171,39 @@ def test_minibatch_std_appends_the_batch_std_channel():
     assert same[..., 3].max() < 1e-3  # a collapsed batch is visible to D
 
 
+def test_minibatch_std_groups_give_each_image_its_own_groups_std():
+    x = images(8, 4).numpy()
+    x[[1, 3, 5, 7]] = x[1]  # the groups {1, 3, 5, 7} (i mod 2 == 1) collapse, {0, 2, 4, 6} not
+    out = np.asarray(models.MinibatchStdDev(group_size=4)(x))
+    assert out.shape == (8, 4, 4, 4)
+    np.testing.assert_allclose(out[..., :3], x)
+    lively = np.sqrt(x[[0, 2, 4, 6]].var(axis=0) + 1e-8).mean()
+    np.testing.assert_allclose(out[[0, 2, 4, 6], ..., 3], lively, rtol=1e-5)
+    assert out[[1, 3, 5, 7], ..., 3].max() < 1e-3  # whole-batch std would hide this group
+    assert np.asarray(models.MinibatchStdDev()(x))[1, 0, 0, 3] > 0.1
+
+
+def test_minibatch_std_group_must_divide_the_batch():
+    with pytest.raises(ConfigError, match="minibatch_std_group=3.*divisor of batch_size=64"):
+        config.preset("quick32", minibatch_std_group=3)
+    cfg = config.preset("quick32", minibatch_std_group=4, image_size=16, base_filters=4,
+                        max_filters=16, latent_dim=8)
+    d = models.build_discriminator(cfg)
+    layer = next(layer for layer in d.layers if isinstance(layer, models.MinibatchStdDev))
+    assert layer.group_size == 4
+
+
 @pytest.mark.parametrize("architecture,preset", [("dcgan", "aim64"), ("pytorch_dcgan", "dcgan64")])
 def test_discriminator_options_build_and_round_trip(tmp_path, architecture, preset):
     cfg = config.preset(preset, image_size=16, base_filters=4, max_filters=16, latent_dim=8,
                         engine="fused", loss="hinge", label_noise=False, spectral_norm=True,
-                        minibatch_std=True)
+                        minibatch_std=True, minibatch_std_group=2, batch_size=4)
     d = models.build_discriminator(cfg)
     assert any(isinstance(layer, models.MinibatchStdDev) for layer in d.layers)
     assert all(not isinstance(layer, keras.layers.Conv2D) for layer in d.layers)  # all wrapped
-    x = images(3, 16).numpy()
+    x = images(4, 16).numpy()
     scores = np.asarray(d(x * 50))
-    assert scores.shape == (3, 1) and (np.abs(scores) > 1).any() or (scores < 0).any()  # raw
+    assert scores.shape == (4, 1) and (np.abs(scores) > 1).any() or (scores < 0).any()  # raw
     d.save(tmp_path / "d.keras")
     again = keras.models.load_model(tmp_path / "d.keras")
     np.testing.assert_allclose(np.asarray(again(x)), np.asarray(d(x)), rtol=1e-5, atol=1e-6)
