@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh clone (they create .venv and install the pins):
-#   make quickstart   train the main job on the embedded toycars set (~3 min on 2 CPU cores)
+#   make quickstart   train the main job on the embedded toycars set (~10 min on 2 CPU cores)
 #   make test         run the test suite
 PY := .venv/bin/python
 RUN_DIR ?= runs/quickstart
@@ -11,7 +11,7 @@ venv:
 	@bash scripts/ensure_venv.sh
 
 # The full quickstart ends by scoring its generator (packaged toycars features, 1000 samples)
-# beside the real-vs-real floor and the baseline recipe trained for the same steps.
+# beside the real-vs-real floor and the baseline recipe trained for about as long.
 BASELINE := benchmarks/results/quickstart_baseline.json
 
 quickstart: venv

@@ -212,8 +212,8 @@ def write_reference(results: list[dict], args) -> None:
     metrics = json.loads((Path(base["run_dir"]) / "metrics.json").read_text())
     metrics["reference"] = {
         "name": "aim64 recipe at 32x32 (BCE, 5x5 kernels, BatchNorm in D, label noise)",
-        "note": f"{base['steps']} G steps like the quickstart, {base['train_seconds']:.0f} s of "
-                f"training, seed {base['seed']}",
+        "note": f"{base['steps']} G steps, {base['train_seconds']:.0f} s of training, "
+                f"seed {base['seed']}",
         "command": f"python benchmarks/quality_search.py --candidates baseline --steps "
                    f"{args.steps} --seeds {base['seed']} --eval-n {args.eval_n} "
                    f"--reference-out {args.reference_out}",

@@ -268,8 +268,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # (the classic Keras recipe's inference-mode fakes let G fool D with batch statistics D
     # never sees), no BatchNorm in D, a minibatch-std channel in D (diversity), 4x4 kernels
     # (no checkerboard), an EMA of G's weights for the grids and generator.keras, no L2 term.
+    # 48 epochs (6144 steps), not 16: recall and diversity keep rising after FID settles
+    # (seed 1: diversity 0.85 / 0.88 / 0.91, recall 0.20 / 0.51 / 0.63 at 2048 / 4096 / 6144).
     "quick32": dict(image_size=32, base_filters=32, max_filters=256, batch_size=64,
-                    g_noise_multiplier=1, data_n=8192, epochs=16, lr_g=2e-4, engine="fused",
+                    g_noise_multiplier=1, data_n=8192, epochs=48, lr_g=2e-4, engine="fused",
                     fake_batch_mode="training", d_batchnorm=False, minibatch_std=True,
                     kernel_size=4, ema_decay=0.999, l2_alpha=0.0),
 }

@@ -7,6 +7,7 @@ checkpoint when run again on the same folder.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
 import shutil
@@ -31,6 +32,10 @@ from cargan_tf.engines import make_engine, step_inputs
 from cargan_tf.errors import CarganError, ConfigError, RunFolderError
 from cargan_tf.gan import StackedGAN, set_trainable
 from cargan_tf.models import build_discriminator, build_generator, precision_policy
+
+# the loss plots redraw the whole history (~1.4 s at 6,000 rows): at most this often during
+# training, so short epochs are not slowed by them; finish() always draws the final ones
+PLOTS_EVERY_SECONDS = 30.0
 
 EpochCallback = Callable[[int, Path], None]
 
@@ -366,7 +371,7 @@ class Trainer:
             "n_images": len(self.images), "steps_per_epoch": self.steps_per_epoch})
         writer = tf.summary.create_file_writer(str(self.paths.tensorboard)) \
             if cfg.tensorboard else None
-        last_save = time.monotonic()
+        last_save, last_plots = time.monotonic(), -math.inf
         while self.epoch <= cfg.epochs:
             bar = tqdm(total=self.steps_per_epoch, initial=self.batch, disable=not cfg.progress,
                        desc=f"epoch {self.epoch}/{cfg.epochs}", leave=False, file=sys.stdout)
@@ -409,7 +414,9 @@ class Trainer:
             self.epoch, self.batch = self.epoch + 1, 0
             grid = self.save_grid()
             self.flush_history()
-            self.write_plots()
+            if time.monotonic() - last_plots >= PLOTS_EVERY_SECONDS:  # finish() always plots
+                self.write_plots()
+                last_plots = time.monotonic()
             if writer is not None:
                 with writer.as_default():
                     tf.summary.image("samples", viz.to_uint8(self.samples())[:16], self.step)

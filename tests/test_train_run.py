@@ -93,6 +93,22 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
     assert log[-1]["changed"] == {"epochs": {"from": 1, "to": 2}}
 
 
+@pytest.mark.parametrize("every,expected", [(0.0, 4), (1e9, 2)])
+def test_loss_plots_are_redrawn_at_most_every_plots_seconds(tmp_path, monkeypatch, every,
+                                                            expected):
+    from cargan_tf import train as train_module
+
+    calls = []
+    monkeypatch.setattr(train_module, "PLOTS_EVERY_SECONDS", every)
+    monkeypatch.setattr(Trainer, "write_plots",
+                        lambda self: calls.append(self.epoch) or viz.plot_losses(
+                            self.paths.history, self.paths.losses_plot))
+    Trainer(tiny_config(progress=False, epochs=3, data_n=32), tmp_path / "run").run()
+    # every epoch (3) + finish, or only after epoch 1 + finish: the final plot is never skipped
+    assert len(calls) == expected
+    assert decode(runs.RunPaths(tmp_path / "run").losses_plot).shape[-1] in (3, 4)
+
+
 def test_identity_change_is_refused_with_the_keys_that_differ(tmp_path):
     paths = runs.RunPaths(tmp_path)
     paths.create()
