@@ -99,7 +99,7 @@ class MinibatchStdDev(layers.Layer):
 
     def _group_std(self, x):
         """(N, H, W, C) -> (N, H, W, 1): each image's group std, as StyleGAN computes it."""
-        n, h, w, c = ops.shape(x)
+        _, h, w, c = ops.shape(x)
         groups = ops.reshape(x, (self.group_size, -1, h, w, c))       # [g, N/G, ...]: strided
         std = ops.sqrt(ops.var(groups, axis=0) + self.epsilon)       # (N/G, H, W, C)
         stat = ops.mean(std, axis=(1, 2, 3))                          # (N/G,)
