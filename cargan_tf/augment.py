@@ -11,6 +11,10 @@ cannot memorise a small training set. The policy is a comma list of:
 Images are float (N, H, W, C) in [-1, 1]. Randomness is stateless: a function of an int64
 ``key`` of shape (2,) (engines.step_inputs derives it from the run's seed and the step), so a
 resumed run augments exactly as an uninterrupted one. The empty policy is the identity.
+
+With a probability ``p`` (adaptive augmentation, ADA: Karras et al., 2020) each op is applied
+to each image independently with probability p, so p = 0 is the identity and p = 1 applies
+every op to every image; engines.FusedEngine moves p to keep D from overfitting.
 """
 
 from __future__ import annotations
@@ -70,18 +74,38 @@ def cutout(x: tf.Tensor, key: tf.Tensor, ratio: float = CUTOUT_RATIO) -> tf.Tens
 _FUNCTIONS = {"color": color, "translation": translation, "cutout": cutout}
 
 
-def diff_augment(x: tf.Tensor, policy: str | tuple[str, ...], key: tf.Tensor) -> tf.Tensor:
+def diff_augment(x: tf.Tensor, policy: str | tuple[str, ...], key: tf.Tensor,
+                 p: tf.Tensor | float | None = None) -> tf.Tensor:
     """T(x) for `policy` (a comma string or parse_policy's tuple); x when the policy is empty.
 
     key: int (2,) tensor; equal keys give equal augmentations. Differentiable in x.
+    p: None applies every op to every image (DiffAugment); a scalar in [0, 1] applies each op
+    to each image with that probability (ADA), drawn from the same key.
     """
     names = parse_policy(policy) if isinstance(policy, str) else tuple(policy)
     if not names:
         return x
     keys = tf.random.experimental.stateless_split(tf.cast(key, tf.int64), len(names))
     for i, name in enumerate(names):
-        x = _FUNCTIONS[name](x, keys[i])
+        if p is None:
+            x = _FUNCTIONS[name](x, keys[i])
+            continue
+        op_key, gate_key = tf.unstack(tf.random.experimental.stateless_split(keys[i], 2))
+        gate = _uniform(gate_key, [tf.shape(x)[0], 1, 1, 1]) < tf.cast(p, tf.float32)
+        x = tf.where(gate, _FUNCTIONS[name](x, op_key), x)
     return x
 
 
-__all__ = ["OPS", "parse_policy", "diff_augment", "color", "translation", "cutout"]
+def ada_adjust(p: float, overfit: float, target: float, images: int, kimg: float) -> float:
+    """ADA's update of the augmentation probability after a step of `images` real images.
+
+    overfit: r_t = E[sign(D's real logit)], +1 when D is sure of every real image; p moves up by
+    images / (kimg * 1000) when r_t is above `target`, down as much when below (p 0 -> 1 in
+    `kimg` thousand images of steady overfitting), clipped to [0, 1].
+    """
+    step = images / (kimg * 1000.0)
+    direction = (overfit > target) - (overfit < target)
+    return min(1.0, max(0.0, p + direction * step))
+
+
+__all__ = ["OPS", "parse_policy", "diff_augment", "ada_adjust", "color", "translation", "cutout"]

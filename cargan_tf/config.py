@@ -53,6 +53,12 @@ class RunConfig:
                                           # (StyleGAN's 4: a sharper signal); divides batch_size
     diffaugment: str = ""                 # DiffAugment policy for everything D sees, e.g.
                                           # "color,translation,cutout" ("" = off; engine=fused)
+    ada_target: float = 0.0               # >0: adaptive augmentation (StyleGAN2-ADA): each
+                                          # diffaugment op is applied with a probability p that
+                                          # rises while D is surer of the reals than this (the
+                                          # mean sign of its real logits; ADA's 0.6) and falls
+                                          # otherwise; p starts at 0, is in history.csv (aug_p)
+                                          # and in every checkpoint. 0: p = 1 always (DiffAugment)
     use_bias: bool = True                 # biases in conv layers (PyTorch DCGAN has none)
     loss: str = "bce"                     # bce: D sigmoid + binary crossentropy, G non-saturating
                                           # BCE(D(G(z)), 1) (+ L2 term below) | nonsaturating:
@@ -87,6 +93,8 @@ class RunConfig:
     epochs: int = 25                      # total epochs (resume: train up to this many)
     lr_d: float = 2e-4                    # discriminator Adam learning rate
     lr_g: float = 1.5e-4                  # generator Adam learning rate
+    ada_kimg: float = 100.0               # ADA's speed: p can go 0 -> 1 in this many thousand
+                                          # real images (StyleGAN2-ADA's 500 suits runs of days)
     beta_1: float = 0.5                   # Adam beta_1 for both
     engine: str = "keras"                 # keras: train_on_batch | fused: one compiled step
     jit_compile: str = "auto"             # auto (Keras: XLA on GPU only) | on | off
@@ -182,6 +190,14 @@ class RunConfig:
             raise bad("diffaugment", "DiffAugment runs inside the fused step (train_on_batch "
                                      "cannot augment the stacked gan's fakes): add --set "
                                      "engine=fused")
+        if not 0.0 <= self.ada_target < 1.0:
+            raise bad("ada_target", "use 0 (off) or a target in (0, 1), e.g. 0.6")
+        if self.ada_target and not policy:
+            raise bad("ada_target", "adaptive augmentation sets how often the diffaugment ops "
+                                    "are applied, and none are set: add e.g. --set "
+                                    "diffaugment=translation,color,cutout")
+        if self.ada_kimg <= 0:
+            raise bad("ada_kimg", "use a positive number of thousand images, e.g. 100")
         if self.mode_seeking < 0:
             raise bad("mode_seeking", "use 0 (off) or a positive weight, e.g. 1.0")
         if self.mode_seeking and self.engine != "fused":
@@ -239,7 +255,7 @@ IDENTITY_KEYS: tuple[str, ...] = (
     "preset", "data", "data_n", "image_size", "channels", "architecture", "latent_dim",
     "base_filters", "max_filters", "kernel_size", "g_activation", "d_activation", "batchnorm",
     "d_batchnorm", "dropout", "spectral_norm", "minibatch_std", "minibatch_std_group",
-    "diffaugment", "use_bias",
+    "diffaugment", "ada_target", "use_bias",
     "loss", "l2_alpha", "mode_seeking", "label_noise", "real_label_range",
     "fake_label_range", "g_noise_multiplier", "frozen_d_batchnorm", "schedule", "fake_batch_mode",
     "ema_decay",

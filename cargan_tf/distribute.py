@@ -77,7 +77,15 @@ def check_batch(cfg: RunConfig, strategy: tf.distribute.Strategy) -> int:
             f"batch_size={cfg.batch_size} does not split across {n} replicas: batch_size is "
             f"the global batch (per-replica batch x replicas); use a multiple of {n}, e.g. "
             f"--batch-size {max(n, cfg.batch_size // n * n)}")
-    return cfg.batch_size // n
+    per_replica, group = cfg.batch_size // n, cfg.minibatch_std_group
+    if group and per_replica % group:  # each replica forms its groups from its own slice
+        step = n * group
+        raise ConfigError(
+            f"minibatch_std_group={group} does not divide the per-replica batch {per_replica} "
+            f"(batch_size={cfg.batch_size} over {n} replicas): use a batch_size that is a "
+            f"multiple of {step}, e.g. --batch-size {max(step, cfg.batch_size // step * step)}, "
+            "or a smaller group")
+    return per_replica
 
 
 def distribute_dataset(strategy: tf.distribute.Strategy, ds: tf.data.Dataset):

@@ -12,7 +12,10 @@
 Options of the fused engine only: ``loss`` nonsaturating | hinge (D's output is then a raw
 score; the history's D(x) and D(G(z)) columns show sigmoid(score) so they stay in [0, 1]), and
 ``diffaugment`` (augment.py: the same differentiable T on every image D sees, real or fake, in
-D's and G's updates; its randomness is a pure function of (seed, step)).
+D's and G's updates; its randomness is a pure function of (seed, step)), and ``ada_target``
+(each op applied with a probability p kept in a variable beside the optimizers: after every
+step p moves by augment.ada_adjust from the sign of D's outputs on that step's real batch, so
+it rises while D memorises the training set).
 
 Under a tf.distribute strategy (distribute.py) the fused step runs on each replica's slice of
 the global batch through ``strategy.run``; each replica's loss is divided by the number of
@@ -27,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from cargan_tf import distribute, latents
-from cargan_tf.augment import diff_augment
+from cargan_tf.augment import ada_adjust, diff_augment
 from cargan_tf.config import RunConfig, parse_policy
 from cargan_tf.gan import StackedGAN, set_trainable
 from cargan_tf.losses import l2_penalty, mode_seeking_penalty
@@ -130,6 +133,9 @@ class FusedEngine:
         self.policy = parse_policy(cfg.diffaugment)
         self.strategy = strategy
         self.replicas = distribute.replicas(strategy) if strategy is not None else 1
+        # ADA's augmentation probability: a variable so checkpoints save it (train.py tracks it)
+        self.ada_p = tf.Variable(0.0, trainable=False, dtype=tf.float32, name="ada_p") \
+            if cfg.ada_target else None
         sg.build_optimizers()
         jit = {"auto": None, "on": True, "off": False}[cfg.jit_compile]
         body = self._classic if schedule == "classic" else self._joint
@@ -154,40 +160,51 @@ class FusedEngine:
         args = [inputs["z_fake"], inputs["z_gen"], inputs["y_real"], inputs["y_fake"]]
         if self.strategy is not None:
             args = [distribute.split_across_replicas(self.strategy, a) for a in args]
-        out = self._step(real, *args, aug_keys)
-        return {k: float(v) for k, v in out.items()}
+        p = float(self.ada_p.numpy()) if self.ada_p is not None else 1.0
+        out = {k: float(v) for k, v in self._step(real, *args, aug_keys, tf.constant(p)).items()}
+        if self.ada_p is not None:
+            cfg = self.cfg
+            self.ada_p.assign(ada_adjust(p, out["ada_r"], cfg.ada_target, cfg.batch_size,
+                                         cfg.ada_kimg))
+            out["aug_p"] = p  # the probability this step used
+        return out
 
-    def _augment(self, images, key):
+    def _augment(self, images, key, p):
         if not self.policy:
             return images
         if self.replicas > 1:  # each replica its own draws, not a copy of replica 0's
             replica = tf.distribute.get_replica_context().replica_id_in_sync_group
             key = tf.random.experimental.stateless_fold_in(key, replica)
-        return diff_augment(images, self.policy, key)
+        return diff_augment(images, self.policy, key, p if self.ada_p is not None else None)
+
+    def _overfit(self, real_out):
+        """ADA's r_t on a real batch: the mean sign of D's logits (bce: of its output - 0.5)."""
+        out = tf.cast(real_out, tf.float32)
+        return tf.reduce_mean(tf.sign(out - 0.5 if self.loss == "bce" else out))
 
     def _per_replica(self, loss):
         """The share of `loss` whose gradient, summed over the replicas, is the global one."""
         return loss / self.replicas if self.replicas > 1 else loss
 
-    def _d_update(self, images, labels, real: bool, key):
+    def _d_update(self, images, labels, real: bool, key, p):
         D = self.sg.discriminator
         set_trainable(D, True)
         with tf.GradientTape() as tape:
-            pred = D(self._augment(images, key), training=True)
+            pred = D(self._augment(images, key, p), training=True)
             loss = d_loss(self.loss, pred, labels, real)
             # loss scaling under mixed_float16 (identity otherwise); apply_gradients unscales
             scaled = self.sg.d_optimizer.scale_loss(self._per_replica(loss))
         grads = tape.gradient(scaled, D.trainable_variables)
         self.sg.d_optimizer.apply_gradients(zip(grads, D.trainable_variables))
         set_trainable(D, False)
-        return loss, d_probability(self.loss, pred)
+        return loss, pred
 
-    def _g_update(self, z, key):
+    def _g_update(self, z, key, p):
         G, D = self.sg.generator, self.sg.discriminator
         set_trainable(D, False)
         with tf.GradientTape() as tape:
             fake = G(z, training=True)
-            pred = D(self._augment(fake, key), training=True)
+            pred = D(self._augment(fake, key, p), training=True)
             loss = g_loss(self.loss, pred)
             l2 = l2_penalty(G, self.cfg.l2_alpha)
             extra = mode_seeking_penalty(fake, z, self.cfg.mode_seeking)
@@ -196,22 +213,29 @@ class FusedEngine:
         self.sg.g_optimizer.apply_gradients(zip(grads, G.trainable_variables))
         return loss, l2
 
-    def _classic(self, real, z_fake, z_gen, y_real, y_fake, aug_keys):
+    def _classic(self, real, z_fake, z_gen, y_real, y_fake, aug_keys, p):
         fake = self.sg.generator(z_fake, training=self.cfg.fake_batch_mode == "training")
-        d_loss_real, d_x = self._d_update(real, y_real, True, aug_keys[0])
-        d_loss_fake, d_gz = self._d_update(fake, y_fake, False, aug_keys[1])
-        g_loss_, g_l2 = self._g_update(z_gen, aug_keys[2])
-        return {"d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake, "g_loss": g_loss_,
-                "g_loss_l2": g_l2, "D(x)": d_x, "D(G(z))": d_gz}
+        d_loss_real, real_out = self._d_update(real, y_real, True, aug_keys[0], p)
+        d_loss_fake, fake_out = self._d_update(fake, y_fake, False, aug_keys[1], p)
+        g_loss_, g_l2 = self._g_update(z_gen, aug_keys[2], p)
+        return self._row(d_loss_real, d_loss_fake, g_loss_, g_l2, real_out, fake_out)
 
-    def _joint(self, real, z_fake, z_gen, y_real, y_fake, aug_keys):
+    def _row(self, d_loss_real, d_loss_fake, g_loss_, g_l2, real_out, fake_out):
+        row = {"d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake, "g_loss": g_loss_,
+               "g_loss_l2": g_l2, "D(x)": d_probability(self.loss, real_out),
+               "D(G(z))": d_probability(self.loss, fake_out)}
+        if self.ada_p is not None:
+            row["ada_r"] = self._overfit(real_out)
+        return row
+
+    def _joint(self, real, z_fake, z_gen, y_real, y_fake, aug_keys, p):
         # TF DCGAN tutorial: one G pass, both losses from it, one D update on real + fake.
         G, D = self.sg.generator, self.sg.discriminator
         set_trainable(D, True)
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = G(z_fake, training=True)
-            real_out = D(self._augment(real, aug_keys[0]), training=True)
-            fake_out = D(self._augment(fake, aug_keys[1]), training=True)
+            real_out = D(self._augment(real, aug_keys[0], p), training=True)
+            fake_out = D(self._augment(fake, aug_keys[1], p), training=True)
             d_loss_real = d_loss(self.loss, real_out, y_real, True)
             d_loss_fake = d_loss(self.loss, fake_out, y_fake, False)
             d_loss_ = d_loss_real + d_loss_fake
@@ -226,9 +250,7 @@ class FusedEngine:
         self.sg.d_optimizer.apply_gradients(zip(d_grads, D.trainable_variables))
         self.sg.g_optimizer.apply_gradients(zip(g_grads, G.trainable_variables))
         set_trainable(D, False)
-        return {"d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake, "g_loss": g_loss_,
-                "g_loss_l2": g_l2, "D(x)": d_probability(self.loss, real_out),
-                "D(G(z))": d_probability(self.loss, fake_out)}
+        return self._row(d_loss_real, d_loss_fake, g_loss_, g_l2, real_out, fake_out)
 
 
 def _auto_jit() -> bool:

@@ -26,6 +26,10 @@ HISTORY_COLUMNS: tuple[str, ...] = (
     "epoch", "batch", "d_loss_real", "d_loss_fake", "g_loss", "g_loss_l2", "D(x)", "D(G(z))",
     "seconds", "data_wait_seconds",
 )
+# Written when the run has them, read when the file has them (runs with ada_target only; empty
+# otherwise): aug_p is ADA's augmentation probability in that batch, ada_r ADA's overfitting
+# signal r_t (the mean sign of D's logits on the real batch; p rises while it is above target).
+OPTIONAL_HISTORY_COLUMNS: tuple[str, ...] = ("aug_p", "ada_r")
 
 CHECKPOINT_PREFIX = "ckpt-"
 _CHECKPOINT_RE = re.compile(r"^ckpt-(\d{8})$")
@@ -193,6 +197,7 @@ def read_history(path: str | os.PathLike) -> list[dict[str, float]]:
         for raw in csv.DictReader(handle):
             try:
                 row = {k: float(raw[k]) for k in HISTORY_COLUMNS}
+                row.update({k: float(raw[k]) for k in OPTIONAL_HISTORY_COLUMNS if raw.get(k)})
             except (TypeError, ValueError, KeyError):
                 continue  # the last line of a killed append
             row["epoch"], row["batch"] = int(row["epoch"]), int(row["batch"])
@@ -200,9 +205,10 @@ def read_history(path: str | os.PathLike) -> list[dict[str, float]]:
     return rows
 
 
-def _history_text(rows: Iterable[dict[str, Any]], header: bool) -> str:
+def _history_text(rows: Iterable[dict[str, Any]], header: bool,
+                  columns: tuple[str, ...] = HISTORY_COLUMNS + OPTIONAL_HISTORY_COLUMNS) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, extrasaction="ignore",
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore",
                             lineterminator="\n")
     if header:
         writer.writeheader()
@@ -216,7 +222,13 @@ def append_history(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
     path = Path(path)
     if not rows:
         return
-    text = _history_text(rows, header=not path.exists())
+    if path.exists():  # append in the file's own columns (a run started by an older version)
+        with open(path, newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), None)
+        text = _history_text(rows, header=False, columns=tuple(header)) if header else \
+            _history_text(rows, header=True)
+    else:
+        text = _history_text(rows, header=True)
     try:
         with open(path, "a", encoding="utf-8") as handle:
             if os.environ.get(FAULT_ENV) == "history_mid_append":  # a torn last row

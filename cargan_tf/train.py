@@ -185,6 +185,8 @@ class Trainer:
             self.engine = make_engine(self.gan, cfg, self.strategy)
             tracked = dict(generator=self.generator, discriminator=self.discriminator,
                            d_optimizer=self.gan.d_optimizer, g_optimizer=self.gan.g_optimizer)
+            if getattr(self.engine, "ada_p", None) is not None:  # ADA's probability resumes too
+                tracked["ada_p"] = self.engine.ada_p
             self.ema_generator = None
             if cfg.ema_decay:
                 with precision_policy(cfg.precision):
@@ -439,8 +441,10 @@ class Trainer:
 
 def _tensorboard_scalars(writer, row: dict, step: int) -> None:
     with writer.as_default():
-        for key in ("d_loss_real", "d_loss_fake", "g_loss", "g_loss_l2", "D(x)", "D(G(z))"):
-            tf.summary.scalar(key.replace("(", "_").replace(")", ""), row[key], step=step)
+        for key in ("d_loss_real", "d_loss_fake", "g_loss", "g_loss_l2", "D(x)", "D(G(z))",
+                    "aug_p"):
+            if key in row:
+                tf.summary.scalar(key.replace("(", "_").replace(")", ""), row[key], step=step)
 
 
 def _epoch_summary(epoch: int, epochs: int, rows: list[dict]) -> str:
@@ -449,9 +453,10 @@ def _epoch_summary(epoch: int, epochs: int, rows: list[dict]) -> str:
     mean = {k: float(np.mean([r[k] for r in rows]))
             for k in ("d_loss_real", "d_loss_fake", "g_loss", "D(x)", "D(G(z))", "seconds")}
     rate = len(rows) / max(1e-9, sum(r["seconds"] for r in rows))
+    augment = f"  aug_p {rows[-1]['aug_p']:.2f}" if "aug_p" in rows[-1] else ""
     return (f"epoch {epoch}/{epochs}: d_loss {mean['d_loss_real'] + mean['d_loss_fake']:.3f}  "
             f"g_loss {mean['g_loss']:.3f}  D(x) {mean['D(x)']:.2f}  "
-            f"D(G(z)) {mean['D(G(z))']:.2f}  {rate:.1f} batches/s")
+            f"D(G(z)) {mean['D(G(z))']:.2f}{augment}  {rate:.1f} batches/s")
 
 
 def train(cfg: RunConfig, run_dir: str | os.PathLike, images: np.ndarray | None = None,

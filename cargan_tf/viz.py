@@ -115,6 +115,8 @@ def _plot_history(history_csv, out_png, series, ylabel: str, title: str, axes=No
         x = _batch_axis(rows)
         window = max(1, len(rows) // 50)
         for key, colour in series:
+            if any(key not in r for r in rows):  # an optional column (aug_p) this run lacks
+                continue
             y = np.array([r[key] for r in rows])
             ax.plot(x, y, color=colour, alpha=0.25, linewidth=0.8)
             ax.plot(x[window - 1:], _smooth(y, window), color=colour, label=key)
@@ -138,12 +140,14 @@ def plot_losses(history_csv: str | os.PathLike, out_png: str | os.PathLike) -> P
 
 
 def plot_d_outputs(history_csv: str | os.PathLike, out_png: str | os.PathLike) -> Path:
-    """plots/d_outputs.png: D(x) and D(G(z)) per batch; 0.5 is where D can no longer tell."""
+    """plots/d_outputs.png: D(x) and D(G(z)) per batch; 0.5 is where D can no longer tell.
+    With ADA (ada_target) also aug_p, the augmentation probability, on the same 0-1 axis."""
     def half_line(ax):
         ax.axhline(0.5, color="black", linewidth=0.8, linestyle="--")
         ax.set_ylim(0, 1)
 
-    return _plot_history(history_csv, out_png, (("D(x)", "tab:blue"), ("D(G(z))", "tab:red")),
+    return _plot_history(history_csv, out_png, (("D(x)", "tab:blue"), ("D(G(z))", "tab:red"),
+                                                ("aug_p", "tab:purple")),
                          "mean discriminator output",
                          "D(x) on real and D(G(z)) on generated batches", axes=half_line)
 

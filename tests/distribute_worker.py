@@ -3,6 +3,7 @@ starts, and each multi-worker task is its own process).
 
     python tests/distribute_worker.py mirrored OUT_DIR      # 2 logical CPUs, with and without strategy
     python tests/distribute_worker.py keras_batch OUT_DIR   # what train_on_batch gives replicas
+    python tests/distribute_worker.py ada_mirrored OUT_DIR  # ADA's probability under the strategy
     python tests/distribute_worker.py multiworker OUT_DIR RUN_DIR   # one task; TF_CONFIG set
 
 Each mode writes its findings to OUT_DIR as .npz / .json for the test to check.
@@ -71,6 +72,23 @@ def mirrored(out: Path) -> None:
     (out / "mirrored.json").write_text(json.dumps({"steps": steps, "run_info": info}))
 
 
+def ada_mirrored(out: Path) -> None:
+    """ADA under the strategy: its probability moves, is logged, and lands in the checkpoint."""
+    two_cpus()
+    from cargan_tf import runs
+    from cargan_tf.train import Trainer
+
+    cfg = tiny(strategy="mirrored", diffaugment="translation,cutout", ada_target=0.3,
+               ada_kimg=0.01)
+    trainer = Trainer(cfg, out / "ada")
+    trainer.run()
+    saved = weights(out / "ada", trainer.step)
+    (out / "ada.json").write_text(json.dumps({
+        "p": float(trainer.engine.ada_p.numpy()),
+        "saved_p": [float(v) for k, v in saved.items() if k.startswith("ada_p/")],
+        "history_p": [r["aug_p"] for r in runs.read_history(trainer.paths.history)]}))
+
+
 def keras_batch(out: Path) -> None:
     """The batch size each replica's train function is traced with under train_on_batch."""
     two_cpus()
@@ -113,6 +131,8 @@ if __name__ == "__main__":
     out_dir.mkdir(parents=True, exist_ok=True)
     if mode == "mirrored":
         mirrored(out_dir)
+    elif mode == "ada_mirrored":
+        ada_mirrored(out_dir)
     elif mode == "keras_batch":
         keras_batch(out_dir)
     elif mode == "multiworker":

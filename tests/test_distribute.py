@@ -117,6 +117,13 @@ def test_keras_train_on_batch_gives_every_replica_the_whole_batch(tmp_path):
     assert found["replicas"] == 2 and found["seen"] and set(found["seen"]) == {found["batch"]}
 
 
+def test_ada_probability_moves_and_is_checkpointed_under_the_strategy(tmp_path):
+    run_worker("ada_mirrored", str(tmp_path))
+    found = json.loads((tmp_path / "ada.json").read_text())
+    assert found["history_p"][0] == 0.0 and len(set(found["history_p"])) > 1  # it adapted
+    assert found["saved_p"] == [pytest.approx(found["p"])]
+
+
 # ---- config and errors (no strategy needed) ---------------------------------------------------
 
 def test_strategy_needs_the_fused_engine_and_a_known_name():
@@ -138,6 +145,11 @@ def test_batch_must_split_across_replicas():
     with pytest.raises(ConfigError, match="multiple of 3, e.g. --batch-size 63"):
         check_batch(cfg, ThreeReplicas())
     assert check_batch(cfg.replace(batch_size=66), ThreeReplicas()) == 22
+    grouped = cfg.replace(batch_size=66, minibatch_std_group=6)  # 6 divides 66, not 22
+    with pytest.raises(ConfigError, match="per-replica batch 22.*multiple of 18, e.g. "
+                                          "--batch-size 54"):
+        check_batch(grouped, ThreeReplicas())
+    assert check_batch(grouped.replace(batch_size=72), ThreeReplicas()) == 24
 
 
 def test_multiworker_without_tf_config_says_how_to_set_it(monkeypatch):

@@ -7,14 +7,14 @@ import pytest
 import tensorflow as tf
 
 from cargan_tf import config, engines, models
-from cargan_tf.augment import diff_augment
+from cargan_tf.augment import ada_adjust, diff_augment
 from cargan_tf.errors import ConfigError
 from cargan_tf.losses import mode_seeking_penalty
 
 from conftest import fresh, real_batch, tiny_config
 
 NEW_KEYS = ("spectral_norm", "minibatch_std", "diffaugment", "loss", "fake_batch_mode",
-            "mode_seeking", "minibatch_std_group")
+            "mode_seeking", "minibatch_std_group", "ada_target")
 ALL_OPTIONS = dict(engine="fused", loss="hinge", label_noise=False, spectral_norm=True,
                    minibatch_std=True, diffaugment="color,translation,cutout", d_batchnorm=False,
                    kernel_size=4, fake_batch_mode="training")
@@ -44,6 +44,9 @@ def test_new_maths_options_are_identity_keys_and_default_off():
     (dict(engine="fused", loss="wasserstein"), "bce, nonsaturating, hinge"),
     (dict(engine="fused", diffaugment="color,zoom"), "color, translation, cutout"),
     (dict(engine="fused", diffaugment="color,color"), "distinct"),
+    (dict(engine="fused", ada_target=0.6), "diffaugment=translation"),
+    (dict(engine="fused", diffaugment="translation", ada_target=1.0), r"\(0, 1\)"),
+    (dict(engine="fused", diffaugment="translation", ada_target=0.6, ada_kimg=0), "positive"),
 ])
 def test_keras_engine_and_bad_values_are_refused_clearly(overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -138,6 +141,50 @@ def test_translation_shifts_content_and_cutout_blanks_a_half_side_square():
         rows, cols = hole.any(axis=1), hole.any(axis=0)
         assert 4 <= rows.sum() <= 8 and 4 <= cols.sum() <= 8
         assert hole.sum() == rows.sum() * cols.sum()
+
+
+def test_ada_probability_gates_each_op_per_image():
+    x, key = images(n=400, size=8), tf.constant([7, 8], tf.int64)
+    np.testing.assert_array_equal(diff_augment(x, "cutout", key, p=0.0).numpy(), x.numpy())
+    changed = {p: (diff_augment(x, "cutout", key, p=p).numpy() != x.numpy()).any(axis=(1, 2, 3))
+               for p in (0.5, 1.0)}
+    assert changed[1.0].all()  # a cutout square always covers part of the image
+    assert 0.4 < changed[0.5].mean() < 0.6  # each image on its own coin: about half of 400
+    x = images(n=4)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(diff_augment(x, "color,translation,cutout", key, p=0.5))
+    assert np.isfinite(tape.gradient(loss, x).numpy()).all()
+
+
+def test_ada_adjust_moves_p_by_the_images_seen_towards_the_target():
+    step = 64 / 100_000
+    assert ada_adjust(0.0, 0.9, 0.6, 64, 100) == pytest.approx(step)    # D overfits: more aug
+    assert ada_adjust(0.5, 0.2, 0.6, 64, 100) == pytest.approx(0.5 - step)
+    assert ada_adjust(0.5, 0.6, 0.6, 64, 100) == 0.5                    # on target: unchanged
+    assert ada_adjust(0.0, -1.0, 0.6, 64, 100) == 0.0                   # clipped to [0, 1]
+    assert ada_adjust(1.0, 1.0, 0.6, 64, 100) == 1.0
+    assert "ada_kimg" in config.SCHEDULE_KEYS  # its speed may change on resume, like a rate
+
+
+def test_ada_starts_unaugmented_and_updates_p_from_the_real_batch():
+    base = tiny_config(engine="fused", fake_batch_mode="training", diffaugment="translation")
+    ada = base.replace(ada_target=0.6, ada_kimg=0.004)  # p moves 16 / 4 = 4 (clipped) per step
+    real = real_batch(base)
+    plain, adaptive = fresh(base.replace(diffaugment="")), fresh(ada)
+    inputs = engines.step_inputs(base, 0, 16)
+    engines.FusedEngine(plain, base.replace(diffaugment="")).step(real, inputs)
+    engine = engines.FusedEngine(adaptive, ada)
+    row = engine.step(real, inputs)
+    # p starts at 0: the first step sees no augmentation, so it equals an unaugmented one
+    assert row["aug_p"] == 0.0 and -1.0 <= row["ada_r"] <= 1.0
+    for a, b in zip(plain.discriminator.weights + plain.generator.weights,
+                    adaptive.discriminator.weights + adaptive.generator.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    assert float(engine.ada_p.numpy()) == ada_adjust(0.0, row["ada_r"], 0.6, 16, 0.004)
+    engine.ada_p.assign(1.0)
+    row = engine.step(real, engines.step_inputs(base, 1, 16))
+    assert row["aug_p"] == 1.0
 
 
 # ---- layers ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from cargan_tf import runs, viz
+from cargan_tf.augment import ada_adjust
 from cargan_tf.config import RunConfig
 from cargan_tf.errors import ConfigError
 from cargan_tf.train import Trainer, TrainingDivergedError, reconcile_config, train
@@ -37,7 +38,7 @@ def test_tiny_run_writes_every_artefact(tiny_run):
 
     with open(paths.history, newline="") as handle:
         reader = csv.DictReader(handle)
-        assert tuple(reader.fieldnames) == runs.HISTORY_COLUMNS
+        assert tuple(reader.fieldnames) == runs.HISTORY_COLUMNS + runs.OPTIONAL_HISTORY_COLUMNS
         rows = list(reader)
     steps = cfg.data_n // cfg.batch_size
     assert [(int(r["epoch"]), int(r["batch"])) for r in rows] == \
@@ -158,6 +159,37 @@ def test_ema_generator_is_an_average_saved_as_generator_keras(tmp_path):
     resumed.restore_latest()
     for a, b in zip(resumed.ema_generator.weights, ema):  # the checkpoint holds the EMA too
         np.testing.assert_array_equal(a.numpy(), b)
+
+
+def test_ada_probability_is_logged_plotted_and_resumed(tmp_path):
+    cfg = tiny_config(engine="fused", diffaugment="translation,cutout", ada_target=0.6,
+                      ada_kimg=0.05, epochs=2, progress=False)  # p moves 0.32 per step
+    trainer = Trainer(cfg, tmp_path)
+    trainer.run()
+    rows = runs.read_history(trainer.paths.history)
+    assert rows[0]["aug_p"] == 0.0 and all(0.0 <= r["aug_p"] <= 1.0 for r in rows)
+    assert all(-1.0 <= r["ada_r"] <= 1.0 for r in rows)
+    for before, after in zip(rows, rows[1:]):  # each step moved p by ADA's rule
+        assert after["aug_p"] == pytest.approx(
+            ada_adjust(before["aug_p"], before["ada_r"], 0.6, 16, 0.05), abs=1e-5)
+    assert decode(trainer.paths.d_outputs_plot).shape[2] == 3
+    trainer.engine.ada_p.assign(0.37)
+    trainer.save_checkpoint()
+    resumed = Trainer(cfg.replace(epochs=3), tmp_path)
+    resumed.restore_latest()
+    assert float(resumed.engine.ada_p.numpy()) == pytest.approx(0.37)  # in the checkpoint
+
+
+def test_history_of_an_older_run_keeps_its_columns_when_appended(tmp_path):
+    path = tmp_path / "history.csv"
+    old = [{k: 0.5 for k in runs.HISTORY_COLUMNS} | {"epoch": 1, "batch": b} for b in range(2)]
+    path.write_text(",".join(runs.HISTORY_COLUMNS) + "\n" + "".join(
+        ",".join(str(r[k]) for k in runs.HISTORY_COLUMNS) + "\n" for r in old[:1]))
+    runs.append_history(path, [old[1] | {"aug_p": 0.25}])
+    with open(path, newline="") as handle:
+        reader = csv.reader(handle)
+        assert all(len(line) == len(runs.HISTORY_COLUMNS) for line in reader)
+    assert [r["batch"] for r in runs.read_history(path)] == [0, 1]
 
 
 def test_periodic_evaluation_writes_metrics_and_keeps_the_best_generator(tmp_path):
