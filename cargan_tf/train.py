@@ -338,7 +338,7 @@ class Trainer:
             print(f"checkpoints: {sizes['checkpoints_kept']} kept (keep_checkpoints="
                   f"{self.cfg.keep_checkpoints}), {sizes['checkpoint_mb']} MB each; run folder "
                   f"{sizes['run_folder_mb']} MB", flush=True)
-        frames = self.paths.list_sample_grids()
+        frames = viz.thin_frames(self.paths.list_sample_grids())  # long runs: 100 frames
         runs.fault_point("gif_before_write")
         if frames:
             labels = [f"epoch {int(p.stem.split('_')[1])}" for p in frames]

@@ -173,6 +173,24 @@ def real_vs_fake(real: np.ndarray, fake: np.ndarray, out_png: str | os.PathLike,
     return save_png(out_png, np.concatenate([left, gap, right], axis=1))
 
 
+# evolution.gif keeps at most this many frames: a 400-image set trained for 6,000 steps has
+# 1,000 epoch grids, which as frames would be a 90 MB GIF lasting 8 minutes
+MAX_GIF_FRAMES = 100
+
+
+def thin_frames(frames: Sequence, max_frames: int | None = None) -> list:
+    """At most max_frames (default MAX_GIF_FRAMES) of `frames`, evenly spaced, always the first
+    and the last (all of them when there are no more than max_frames, or max_frames is 0)."""
+    frames = list(frames)
+    max_frames = MAX_GIF_FRAMES if max_frames is None else max_frames
+    if not max_frames or len(frames) <= max_frames:
+        return frames
+    if max_frames == 1:
+        return frames[-1:]
+    last = len(frames) - 1
+    return [frames[round(i * last / (max_frames - 1))] for i in range(max_frames)]
+
+
 def make_gif(frames: Sequence[str | os.PathLike], out_gif: str | os.PathLike,
              seconds_per_frame: float = 0.5, labels: Sequence[str] | None = None,
              max_side: int | None = None) -> Path:

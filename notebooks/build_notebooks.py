@@ -435,9 +435,10 @@ nb.show_image(paths.real_vs_fake, width=560)
             ("""
 ## 7. The evolution GIF
 
-One frame per epoch: the same latent vectors through the generator as it learned.
+One frame per epoch (at most 100, evenly spaced, for long runs): the same latent vectors
+through the generator as it learned.
 """, """
-frames = paths.list_sample_grids()
+frames = viz.thin_frames(paths.list_sample_grids())  # at most 100, evenly spaced
 viz.make_gif(frames, paths.evolution_gif,
              labels=[f"epoch {int(p.stem.split('_')[1])}" for p in frames])
 nb.show_gif(paths.evolution_gif, width=360)

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from cargan_tf import cli, viz
@@ -76,6 +77,18 @@ def test_gif_every_keeps_first_and_last_and_max_side_shrinks(tiny_run, tmp_path)
     assert len(frames) == 2 and max(full.shape[:2]) > 64
     assert max(frames.shape[1:3]) <= 64 + 40  # the caption strip adds a few rows
     assert cli.main(["gif", str(tiny_run), "--every", "0", "--out", str(out)]) != 0
+
+
+def test_gif_frames_are_thinned_evenly_keeping_first_and_last(tiny_run, tmp_path):
+    kept = viz.thin_frames(range(1025))  # 1,024 epochs of a 400-image set
+    assert len(kept) == viz.MAX_GIF_FRAMES and (kept[0], kept[-1]) == (0, 1024)
+    gaps = np.diff(kept)
+    assert gaps.min() >= 10 and gaps.max() <= 11  # even spacing
+    assert viz.thin_frames(range(40)) == list(range(40)) == viz.thin_frames(range(40), 0)
+    out = tmp_path / "two.gif"
+    assert cli.main(["gif", str(tiny_run), "--max-frames", "2", "--out", str(out)]) == 0
+    assert viz.gif_frame_count(out) == 2
+    assert cli.main(["gif", str(tiny_run), "--max-frames", "-1", "--out", str(out)]) != 0
 
 
 def test_bad_override_is_reported_without_traceback(capsys):

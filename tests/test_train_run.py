@@ -110,6 +110,14 @@ def test_loss_plots_are_redrawn_at_most_every_plots_seconds(tmp_path, monkeypatc
     assert decode(runs.RunPaths(tmp_path / "run").losses_plot).shape[-1] in (3, 4)
 
 
+def test_a_run_with_more_epochs_than_gif_frames_gets_a_thinned_gif(tmp_path, monkeypatch):
+    monkeypatch.setattr(viz, "MAX_GIF_FRAMES", 3)
+    paths = runs.RunPaths(Trainer(tiny_config(progress=False, epochs=4, data_n=32),
+                                  tmp_path / "run").run())
+    assert len(paths.list_sample_grids()) == 5  # every epoch grid is kept on disk
+    assert viz.gif_frame_count(paths.evolution_gif) == 3  # epochs 0, 2 and 4
+
+
 def test_identity_change_is_refused_with_the_keys_that_differ(tmp_path):
     paths = runs.RunPaths(tmp_path)
     paths.create()

@@ -15,6 +15,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", default=None, help="output path (default: RUN/evolution.gif)")
     p.add_argument("--every", type=int, default=1,
                    help="keep every Nth epoch grid (the first and last are always kept)")
+    p.add_argument("--max-frames", type=int, default=100,
+                   help="then keep at most this many, evenly spaced (0: all)")
     p.add_argument("--max-side", type=int, default=None,
                    help="shrink frames to at most this many pixels on their longer side")
     p.set_defaults(func=run)
@@ -29,8 +31,11 @@ def run(args) -> int:
         raise CarganError(f"no samples/epoch_*.png in {args.run_dir}: train an epoch first")
     if args.every < 1:
         raise CarganError(f"--every {args.every}: use 1 or more")
+    if args.max_frames < 0:
+        raise CarganError(f"--max-frames {args.max_frames}: use 0 (all) or more")
     frames = [p for i, p in enumerate(frames)
               if i % args.every == 0 or i == len(frames) - 1]
+    frames = viz.thin_frames(frames, args.max_frames)
     labels = [f"epoch {int(p.stem.split('_')[1])}" for p in frames]
     out = viz.make_gif(frames, args.out or paths.evolution_gif, args.seconds_per_frame, labels,
                        max_side=args.max_side)
