@@ -82,7 +82,11 @@ CANDIDATES: dict[str, tuple[dict, str]] = {
                     "hinge_sn_mbstd_ema + DiffAugment (for small sets)"),
     "joint_no_d_bn": (dict(schedule="joint", d_batchnorm=False, dropout=0.3, g_noise_multiplier=1),
                       "TF-tutorial joint step, no D BatchNorm, dropout 0.3"),
+    "frozen_bn_batch": (dict(frozen_d_batchnorm="batch"),
+                        "the frozen D's BatchNorm uses batch statistics in G's step"),
     "quick32": (dict(preset="quick32"), "the quick32 preset as it is now (the quickstart's recipe)"),
+    "ttur": (dict(preset="quick32", lr_d=4e-4, lr_g=1e-4),
+             "the quick32 preset with two time-scales: D 4e-4, G 1e-4 (Heusel et al. 2017)"),
     "quick32_diffaugment": (dict(preset="quick32", diffaugment="color,translation,cutout"),
                             "the quick32 preset + DiffAugment (for small sets)"),
     "quick32_translation": (dict(preset="quick32", diffaugment="translation"),
@@ -273,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     args.workdir.mkdir(parents=True, exist_ok=True)
 
-    queue = [(name, seed) for seed in seeds for name in names]
+    # candidate by candidate, its seeds side by side: a stopped search has whole pairs
+    queue = [(name, seed) for name in names for seed in seeds]
     running: list[tuple[str, int, subprocess.Popen]] = []
     results, loads = [], []
     start = time.time()
