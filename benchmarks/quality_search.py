@@ -99,9 +99,6 @@ CANDIDATES: dict[str, tuple[dict, str]] = {
                        "the quick32 preset with StyleGAN's minibatch-std groups of 4"),
     "quick32_ada": (dict(preset="quick32", diffaugment="color,translation,cutout", ada_target=0.6),
                     "the quick32 preset + adaptive augmentation (StyleGAN2-ADA's target 0.6)"),
-    "quick32_ada_translation": (dict(preset="quick32", diffaugment="translation,cutout",
-                                     ada_target=0.6),
-                                "quick32 + ADA with translation and cutout only (keeps colours)"),
 }
 DEFAULT_CANDIDATES = ("baseline", "quick32")
 

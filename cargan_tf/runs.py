@@ -217,18 +217,24 @@ def _history_text(rows: Iterable[dict[str, Any]], header: bool,
     return buffer.getvalue()
 
 
+def _header_of(path: Path) -> tuple[str, ...] | None:
+    """The CSV's column names; None for a missing or empty file."""
+    if not path.exists():
+        return None
+    with open(path, newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle), None)
+    return tuple(header) if header else None
+
+
 def append_history(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
     """Append rows (written in batches, off the hot path); creates the file with a header."""
     path = Path(path)
     if not rows:
         return
-    if path.exists():  # append in the file's own columns (a run started by an older version)
-        with open(path, newline="", encoding="utf-8") as handle:
-            header = next(csv.reader(handle), None)
-        text = _history_text(rows, header=False, columns=tuple(header)) if header else \
-            _history_text(rows, header=True)
-    else:
-        text = _history_text(rows, header=True)
+    # append in the file's own columns (a run started by an older version has fewer)
+    columns = _header_of(path)
+    text = _history_text(rows, header=columns is None,
+                         columns=columns or HISTORY_COLUMNS + OPTIONAL_HISTORY_COLUMNS)
     try:
         with open(path, "a", encoding="utf-8") as handle:
             if os.environ.get(FAULT_ENV) == "history_mid_append":  # a torn last row
