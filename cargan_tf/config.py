@@ -99,6 +99,8 @@ class RunConfig:
     engine: str = "keras"                 # keras: train_on_batch | fused: one compiled step
     jit_compile: str = "auto"             # auto (Keras: XLA on GPU only) | on | off
     grid_size: int = 36                   # images in each sample grid (a square number)
+    samples_every_epochs: int = 0         # a grid every N epochs, and after the last (0: auto,
+                                          # every epoch up to 200, then ~200 grids per run)
     samples_every_batches: int = 0        # also save a grid every N batches (0: per epoch only)
     checkpoint_every_epochs: int = 1      # checkpoint at the end of every N epochs
     checkpoint_every_minutes: float = 10.0  # and at least this often inside an epoch (0: never)
@@ -237,6 +239,9 @@ class RunConfig:
             raise bad("g_noise_multiplier", "use 1 or more")
         if self.batch_size < 1 or self.epochs < 0 or self.latent_dim < 1:
             raise ConfigError("batch_size and latent_dim must be >= 1 and epochs >= 0")
+        if self.samples_every_epochs < 0 or self.samples_every_batches < 0:
+            raise bad("samples_every_epochs" if self.samples_every_epochs < 0
+                      else "samples_every_batches", "use 0 (the default) or a positive number")
         if int(self.grid_size**0.5) ** 2 != self.grid_size:
             raise bad("grid_size", "use a square number (16, 25, 36, 64)")
         for key in ("real_label_range", "fake_label_range"):

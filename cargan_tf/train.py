@@ -36,8 +36,19 @@ from cargan_tf.models import build_discriminator, build_generator, precision_pol
 # the loss plots redraw the whole history (~1.4 s at 6,000 rows): at most this often during
 # training, so short epochs are not slowed by them; finish() always draws the final ones
 PLOTS_EVERY_SECONDS = 30.0
+# samples_every_epochs=0 keeps at most this many per-epoch grids: a 400-image set trained for
+# 6,144 steps runs 1,024 epochs, and a grid per epoch filled 232 MB of Drive.
+AUTO_MAX_EPOCH_GRIDS = 200
 
-EpochCallback = Callable[[int, Path], None]
+EpochCallback = Callable[[int, "Path | None"], None]
+
+
+def grid_every_epochs(cfg: RunConfig) -> int:
+    """Epochs between sample grids: samples_every_epochs, or for 0 every epoch up to
+    AUTO_MAX_EPOCH_GRIDS epochs and evenly spaced beyond."""
+    if cfg.samples_every_epochs:
+        return cfg.samples_every_epochs
+    return max(1, math.ceil(cfg.epochs / AUTO_MAX_EPOCH_GRIDS))
 
 
 class TrainingDivergedError(CarganError):
@@ -414,7 +425,9 @@ class Trainer:
                     last_save = time.monotonic()
             bar.close()
             self.epoch, self.batch = self.epoch + 1, 0
-            grid = self.save_grid()
+            done = self.epoch - 1
+            grid = self.save_grid() \
+                if done % grid_every_epochs(cfg) == 0 or done == cfg.epochs else None
             self.flush_history()
             if time.monotonic() - last_plots >= PLOTS_EVERY_SECONDS:  # finish() always plots
                 self.write_plots()
@@ -464,7 +477,8 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, images: np.ndarray | None 
     """Train (or resume) a run in `run_dir`; returns the run folder.
 
     images: optional uint8 (N, S, S, C) training set; by default cfg.data is loaded.
-    on_epoch_end(epoch, grid_png): called after each epoch (notebooks show the grid).
+    on_epoch_end(epoch, grid_png): called after each epoch (notebooks show the grid); grid_png
+    is None after epochs without a grid (see samples_every_epochs).
     """
     restarts = 0
     while True:

@@ -353,7 +353,8 @@ print(f"resuming from {latest.name}" if latest else "starting a new run")
 
 
 def show_grid(epoch, grid_png):
-    nb.show_image(grid_png, width=320, caption=f"after epoch {epoch}")
+    if grid_png is not None:  # long runs keep a grid every few epochs (samples_every_epochs)
+        nb.show_image(grid_png, width=320, caption=f"after epoch {epoch}")
 
 
 run_dir = train(cfg, run_dir, on_epoch_end=show_grid)
@@ -522,7 +523,8 @@ paths = runs.RunPaths(run_dir)
 
 
 def show_grid(epoch, grid_png):
-    nb.show_image(grid_png, width=280, caption=f"after epoch {epoch}")
+    if grid_png is not None:  # long runs keep a grid every few epochs (samples_every_epochs)
+        nb.show_image(grid_png, width=280, caption=f"after epoch {epoch}")
 
 
 run_dir = train(cfg, run_dir, images=images, on_epoch_end=show_grid)

@@ -118,6 +118,31 @@ def test_a_run_with_more_epochs_than_gif_frames_gets_a_thinned_gif(tmp_path, mon
     assert viz.gif_frame_count(paths.evolution_gif) == 3  # epochs 0, 2 and 4
 
 
+@pytest.mark.parametrize("every,cap,expected", [
+    (2, 200, [0, 2, 4, 5]),  # every 2nd epoch, and the last one always
+    (0, 2, [0, 3, 5]),       # auto: 5 epochs over a cap of 2 grids -> every 3rd, and the last
+])
+def test_samples_every_epochs_thins_the_grids_on_disk(tmp_path, monkeypatch, every, cap,
+                                                      expected):
+    from cargan_tf import train as train_module
+
+    monkeypatch.setattr(train_module, "AUTO_MAX_EPOCH_GRIDS", cap)
+    seen = []
+    cfg = tiny_config(progress=False, epochs=5, data_n=32, samples_every_epochs=every)
+    paths = runs.RunPaths(train(cfg, tmp_path / "run",
+                                on_epoch_end=lambda e, grid: seen.append((e, grid))))
+    assert [p.name for p in paths.list_sample_grids()] == \
+        [f"epoch_{e:04d}.png" for e in expected]
+    assert [e for e, grid in seen if grid is not None] == expected[1:]
+    assert [e for e, _ in seen] == [1, 2, 3, 4, 5]  # the callback still runs every epoch
+    assert viz.gif_frame_count(paths.evolution_gif) == len(expected)
+
+
+def test_negative_samples_every_epochs_is_refused():
+    with pytest.raises(ConfigError, match="samples_every_epochs=-1 is not valid"):
+        tiny_config(samples_every_epochs=-1).validate()
+
+
 def test_identity_change_is_refused_with_the_keys_that_differ(tmp_path):
     paths = runs.RunPaths(tmp_path)
     paths.create()
