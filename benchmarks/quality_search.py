@@ -104,10 +104,11 @@ DEFAULT_CANDIDATES = ("baseline", "quick32")
 
 
 def candidate_config(name: str, seed: int, steps: int, data_n: int, data: str = "toycars",
-                     image_size: int = 32):
+                     image_size: int = 32, eval_every_steps: int = 0):
     """(RunConfig, actual G steps) for a candidate: equal batch and steps for every one.
     data_n: training images (for a folder: how many it holds, or fewer to subsample);
-    image_size: 32 for the search, 64 to confirm a winner (same widths, one more block)."""
+    image_size: 32 for the search, 64 to confirm a winner (same widths, one more block);
+    eval_every_steps: also score G into metrics.csv about this often (0: only at the end)."""
     from cargan_tf import config
 
     # a candidate naming a preset starts from that preset, the others from the baseline
@@ -119,8 +120,10 @@ def candidate_config(name: str, seed: int, steps: int, data_n: int, data: str = 
     if per_epoch < 1:
         raise SystemExit(f"--data-n {data_n} is fewer than one batch of {cfg.batch_size}")
     epochs = max(1, math.ceil(steps / per_epoch))
+    every = max(1, round(eval_every_steps / per_epoch)) if eval_every_steps else 0
     return cfg.replace(epochs=epochs, progress=False, checkpoint_every_minutes=0.0,
-                       checkpoint_every_epochs=max(1, epochs // 4), keep_checkpoints=1), \
+                       checkpoint_every_epochs=max(1, epochs // 4), keep_checkpoints=1,
+                       eval_every_epochs=every), \
         epochs * per_epoch
 
 
@@ -149,7 +152,10 @@ def run_dir_for(name: str, seed: int, args) -> Path:
 
 
 def run_candidate(name: str, seed: int, args) -> subprocess.Popen:
-    cfg, _ = candidate_config(name, seed, args.steps, args.data_n, args.data, args.image_size)
+    cfg, _ = candidate_config(name, seed, args.steps, args.data_n, args.data, args.image_size,
+                              args.eval_every_steps)
+    if args.eval_every_steps:  # the curve scored like the end point
+        cfg = cfg.replace(eval_n=args.eval_n, eval_features=args.features)
     run_dir = run_dir_for(name, seed, args)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "requested_config.json"
@@ -250,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-n", type=int, default=1000,
                         help="samples and held-out real images per evaluation (5000 for "
                              "numbers to compare with evaluate's defaults)")
+    parser.add_argument("--eval-every-steps", type=int, default=0,
+                        help="also score each run about every N steps into its metrics.csv "
+                             "(the curve; features as --features, --eval-n images)")
     parser.add_argument("--jobs", type=int, default=1, help="trainings at a time")
     parser.add_argument("--workdir", type=Path, default=REPO / "runs" / "quality_search",
                         help="where the run folders go (a finished run is reused)")
