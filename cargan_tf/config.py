@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -91,6 +92,8 @@ class RunConfig:
 
     # --- schedule: may change when a run is resumed -------------------------------------------
     epochs: int = 25                      # total epochs (resume: train up to this many)
+    steps: int = 0                        # total G steps whatever the set's size (0: use
+                                          # epochs): epochs = ceil(steps / batches per epoch)
     lr_d: float = 2e-4                    # discriminator Adam learning rate
     lr_g: float = 1.5e-4                  # generator Adam learning rate
     ada_kimg: float = 100.0               # ADA's speed: p can go 0 -> 1 in this many thousand
@@ -239,6 +242,8 @@ class RunConfig:
             raise bad("g_noise_multiplier", "use 1 or more")
         if self.batch_size < 1 or self.epochs < 0 or self.latent_dim < 1:
             raise ConfigError("batch_size and latent_dim must be >= 1 and epochs >= 0")
+        if self.steps < 0:
+            raise bad("steps", "use 0 (train for `epochs`) or a number of generator steps")
         if self.samples_every_epochs < 0 or self.samples_every_batches < 0:
             raise bad("samples_every_epochs" if self.samples_every_epochs < 0
                       else "samples_every_batches", "use 0 (the default) or a positive number")
@@ -296,10 +301,17 @@ PRESETS: dict[str, dict[str, Any]] = {
                     fake_batch_mode="training", d_batchnorm=False, minibatch_std=True,
                     kernel_size=4, ema_decay=0.999, l2_alpha=0.0),
 }
+# Small sets (a few hundred images, like the original 400 Indian cars): quick32 plus adaptive
+# augmentation (StyleGAN2-ADA) and a budget in steps, not epochs: at 400 images 12,288 steps
+# are 2,048 epochs of 6 batches. Without ADA, D memorises 400 images after ~2,400 steps; with
+# it, diversity and recall keep rising to 12,288 steps (BENCHMARKS.md, "At 400 images").
+PRESETS["small32"] = dict(PRESETS["quick32"], data_n=400, steps=12288,
+                          diffaugment="color,translation,cutout", ada_target=0.6)
 
 # --smoke: tiny sizes, same code path. Applied on top of any preset.
 SMOKE_OVERRIDES: dict[str, Any] = dict(base_filters=8, max_filters=32, latent_dim=16, data_n=64,
-                                       batch_size=16, epochs=2, grid_size=16, progress=False,
+                                       batch_size=16, epochs=2, steps=0, grid_size=16,
+                                       progress=False,
                                        checkpoint_every_minutes=0.0)
 
 
@@ -308,6 +320,14 @@ def preset(name: str, **overrides: Any) -> RunConfig:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
     return RunConfig(preset=name, **PRESETS[name]).replace(**overrides)
+
+
+def epochs_for_steps(cfg: RunConfig, batches_per_epoch: int) -> RunConfig:
+    """cfg with epochs set from cfg.steps for a set of `batches_per_epoch` batches (unchanged
+    when steps is 0): a step budget means the same training for 400 images as for 8,192."""
+    if not cfg.steps:
+        return cfg
+    return cfg.replace(epochs=max(1, math.ceil(cfg.steps / max(1, batches_per_epoch))))
 
 
 def smoke(cfg: RunConfig) -> RunConfig:
@@ -364,4 +384,4 @@ def _reject_unknown(data: dict[str, Any]) -> None:
 
 
 __all__ = ["RunConfig", "PRESETS", "IDENTITY_KEYS", "SCHEDULE_KEYS", "preset", "smoke",
-           "parse_override", "diff_identity", "diff_schedule"]
+           "epochs_for_steps", "parse_override", "diff_identity", "diff_schedule"]

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 import cargan_tf
 from cargan_tf import latents, runs, viz
-from cargan_tf.config import RunConfig, diff_identity, diff_schedule
+from cargan_tf.config import RunConfig, diff_identity, diff_schedule, epochs_for_steps
 from cargan_tf.data.pipeline import batches_per_epoch, epoch_dataset
 from cargan_tf.distribute import check_batch, distribute_dataset, is_chief, make_strategy
 from cargan_tf.engines import make_engine, step_inputs
@@ -162,14 +162,8 @@ class Trainer:
         self.is_chief = self.strategy is None or is_chief(self.strategy)
         # the run folder checkpoints are restored from; a non-chief worker writes elsewhere
         self.source = runs.RunPaths(run_dir)
-        if self.is_chief:
-            self.paths = self.source
-            self.paths.create()
-            self.cfg = reconcile_config(self.paths, cfg)
-        else:
-            self.paths = runs.RunPaths(tempfile.mkdtemp(prefix="cargan_worker_"))
-            self.paths.create()
-            self.cfg = cfg = cfg.replace(progress=False)
+        # the data first: bad images fail before a run folder exists, and a step budget
+        # (cfg.steps) becomes epochs of this set before the config is saved
         self.images = images if images is not None else load_images_for(cfg)
         expected = (cfg.image_size, cfg.image_size, cfg.channels)
         if self.images.dtype != np.uint8 or self.images.shape[1:] != expected:
@@ -178,6 +172,17 @@ class Trainer:
         if len(self.images) < cfg.batch_size:
             raise ConfigError(f"{len(self.images)} training images is fewer than one batch "
                               f"({cfg.batch_size}); lower batch_size or add images")
+        self.steps_per_epoch = batches_per_epoch(len(self.images), cfg.batch_size,
+                                                 cfg.drop_remainder)
+        cfg = epochs_for_steps(cfg, self.steps_per_epoch)
+        if self.is_chief:
+            self.paths = self.source
+            self.paths.create()
+            self.cfg = reconcile_config(self.paths, cfg)
+        else:
+            self.paths = runs.RunPaths(tempfile.mkdtemp(prefix="cargan_worker_"))
+            self.paths.create()
+            self.cfg = cfg = cfg.replace(progress=False)
         keras.utils.set_random_seed(cfg.seed)  # weight initialisation follows the run's seed
         if cfg.deterministic:
             # process-wide and irreversible: deterministic kernels for the rest of the process
@@ -211,8 +216,6 @@ class Trainer:
         self.grid_latent = latents.seed_to_latent(cfg.seed, cfg.grid_size, cfg.latent_dim)
         self._generate = tf.function(lambda z: self.output_generator(z, training=False),
                                      reduce_retracing=True)
-        self.steps_per_epoch = batches_per_epoch(len(self.images), cfg.batch_size,
-                                                 cfg.drop_remainder)
         # position of the next batch to train: epoch (1-based), batch (0-based), global step
         self.epoch, self.batch, self.step = 1, 0, 0
         self.resumed_from: Path | None = None

@@ -300,7 +300,7 @@ A grid of generated cars is shown after each epoch. Everything goes into one run
 """,
         parameters="""
 dataset = "toycars"  # toycars | fashion_mnist | a prepared cache or image folder (relative: under home)
-preset = "quick32"  # aim64 | dcgan64 | selu128 | fashion28 | quick32
+preset = "quick32"  # aim64 | dcgan64 | selu128 | fashion28 | quick32 | small32 (a few hundred images)
 epochs = None  # total epochs (None: the preset's); raise it to train a finished run further
 image_size = None  # None: the preset's (must match a prepared cache's size)
 batch_size = None  # None: the preset's; fixed for the life of a run
@@ -324,6 +324,8 @@ from cargan_tf import config, runs
 
 overrides = dict(epochs=epochs, image_size=image_size, batch_size=batch_size, lr_d=lr_d, lr_g=lr_g)
 overrides = {key: value for key, value in overrides.items() if value is not None}  # None: preset's
+if epochs is not None:
+    overrides["steps"] = 0  # epochs win over a preset's step budget (small32)
 data = dataset
 if dataset not in ("toycars", "fashion_mnist") and not Path(dataset).expanduser().is_absolute():
     data = str(home / dataset)
@@ -335,7 +337,8 @@ run_dir = home / "runs" / run_name
 paths = runs.RunPaths(run_dir)
 print(f"run folder: {run_dir}")
 print(f"{cfg.preset}: {cfg.image_size}x{cfg.image_size}x{cfg.channels}, data {cfg.data}, "
-      f"{cfg.epochs} epochs, batch {cfg.batch_size}, lr_d {cfg.lr_d}, lr_g {cfg.lr_g}")
+      f"{f'{cfg.steps} steps' if cfg.steps else f'{cfg.epochs} epochs'}, batch {cfg.batch_size}, "
+      f"lr_d {cfg.lr_d}, lr_g {cfg.lr_g}")
 """),
             ("""
 ## 4. Train (or resume)

@@ -91,6 +91,20 @@ def test_gif_frames_are_thinned_evenly_keeping_first_and_last(tiny_run, tmp_path
     assert cli.main(["gif", str(tiny_run), "--max-frames", "-1", "--out", str(out)]) != 0
 
 
+@pytest.mark.parametrize("argv,steps,epochs", [
+    (["--preset", "small32"], 12288, None),
+    (["--preset", "small32", "--epochs", "10"], 0, 10),          # epochs win over the budget
+    (["--preset", "quick32", "--steps", "500"], 500, None),
+    (["--preset", "small32", "--epochs", "10", "--steps", "60"], 60, 10),
+])
+def test_train_takes_a_step_budget_or_epochs(argv, steps, epochs):
+    from cargan_tf.commands.train import config_from_args
+
+    args = cli.build_parser().parse_args(["train", *argv])
+    cfg = config_from_args(args)
+    assert cfg.steps == steps and (epochs is None or cfg.epochs == epochs)
+
+
 def test_bad_override_is_reported_without_traceback(capsys):
     assert cli.main(["train", "--smoke", "--set", "lr_gg=1"]) == 2
     assert "did you mean 'lr_g'" in capsys.readouterr().err

@@ -54,6 +54,26 @@ def test_presets_hold_the_published_recipes():
         config.preset("stylegan9")
 
 
+def test_a_step_budget_becomes_whole_epochs_of_the_loaded_set():
+    cfg = config.preset("quick32", steps=100, epochs=3)
+    assert config.epochs_for_steps(cfg, 6).epochs == 17      # ceil(100 / 6)
+    assert config.epochs_for_steps(cfg, 128).epochs == 1     # never 0 epochs
+    assert config.epochs_for_steps(cfg.replace(steps=0), 6).epochs == 3  # 0: epochs as set
+    assert "steps" in config.SCHEDULE_KEYS  # a run may be trained for longer
+    with pytest.raises(ConfigError, match="steps=-1 is not valid"):
+        cfg.replace(steps=-1)
+
+
+def test_small32_is_quick32_with_ada_and_a_step_budget():
+    small, quick = config.preset("small32"), config.preset("quick32")
+    assert (small.steps, small.data_n, small.ada_target, small.diffaugment) == \
+        (12288, 400, 0.6, "color,translation,cutout")
+    assert config.epochs_for_steps(small, 400 // small.batch_size).epochs == 2048
+    same = {k for k in config.IDENTITY_KEYS if getattr(small, k) == getattr(quick, k)}
+    assert set(config.IDENTITY_KEYS) - same == {"preset", "data_n", "diffaugment", "ada_target"}
+    assert config.smoke(small).steps == 0  # --smoke stays seconds long
+
+
 def test_parse_override_types():
     assert config.parse_override("lr_g=1e-4") == ("lr_g", 1e-4)
     assert config.parse_override("batchnorm=false") == ("batchnorm", False)

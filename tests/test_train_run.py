@@ -138,6 +138,19 @@ def test_samples_every_epochs_thins_the_grids_on_disk(tmp_path, monkeypatch, eve
     assert viz.gif_frame_count(paths.evolution_gif) == len(expected)
 
 
+def test_a_step_budget_trains_whole_epochs_of_the_set_it_loads(tmp_path):
+    # 32 images in batches of 16: 2 steps per epoch, so 5 steps are 3 epochs (6 steps)
+    cfg = tiny_config(progress=False, epochs=99, steps=5, data_n=32)
+    paths = runs.RunPaths(train(cfg, tmp_path / "run"))
+    saved = RunConfig.from_json(paths.config.read_text())
+    assert (saved.steps, saved.epochs) == (5, 3)
+    assert len(runs.read_history(paths.history)) == 6
+    # a longer budget continues the same run (steps is a schedule key)
+    train(cfg.replace(steps=8), tmp_path / "run")
+    assert len(runs.read_history(paths.history)) == 8
+    assert RunConfig.from_json(paths.config.read_text()).epochs == 4
+
+
 def test_negative_samples_every_epochs_is_refused():
     with pytest.raises(ConfigError, match="samples_every_epochs=-1 is not valid"):
         tiny_config(samples_every_epochs=-1).validate()

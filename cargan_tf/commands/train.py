@@ -22,8 +22,14 @@ def register(subparsers) -> None:
     p.add_argument("--preset", default="quick32", choices=sorted(PRESETS),
                    help="a well-known recipe: aim64 (64x64 cars, 5x5 kernels), dcgan64 (PyTorch "
                         "DCGAN), selu128 (128x128 SELU), fashion28 (Fashion-MNIST), quick32 "
-                        "(the CPU quickstart: 10-14 minutes on 2 cores)")
-    p.add_argument("--epochs", type=int, default=None, help="total epochs; default: the preset's")
+                        "(the CPU quickstart: 10-14 minutes on 2 cores), small32 (quick32 with "
+                        "adaptive augmentation for a few hundred images; keeps up to 400: "
+                        "--set data_n=N for more)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="total epochs (clears the preset's step budget); default: the preset's")
+    p.add_argument("--steps", type=int, default=None,
+                   help="total generator steps, whatever the set's size (sets the epochs once "
+                        "the data is loaded); default: the preset's")
     p.add_argument("--batch-size", type=int, default=None, help="images per D step")
     p.add_argument("--image-size", type=int, default=None, help="output side (power of two)")
     p.add_argument("--strategy", default=None, choices=("default", "mirrored", "tpu", "multiworker"),
@@ -54,7 +60,10 @@ def config_from_args(args) -> RunConfig:
     if args.smoke:  # first, so explicit flags (--epochs 3 --smoke) still win
         cfg = smoke(cfg)
     overrides = dict(parse_override(text) for text in args.set)
-    for flag, key in (("data", "data"), ("epochs", "epochs"), ("batch_size", "batch_size"),
+    if args.epochs is not None and args.steps is None:
+        overrides["steps"] = 0  # an explicit epoch count wins over a preset's step budget
+    for flag, key in (("data", "data"), ("epochs", "epochs"), ("steps", "steps"),
+                      ("batch_size", "batch_size"),
                       ("image_size", "image_size"), ("strategy", "strategy"), ("init_from", "init_from")):
         if getattr(args, flag) is not None:
             overrides[key] = getattr(args, flag)
@@ -75,8 +84,9 @@ def run(args) -> int:
 
     if not isinstance(cfg.epochs, int) or cfg.epochs < 0:
         raise ConfigError("--epochs must be a non-negative integer")
+    length = f"{cfg.steps} steps" if cfg.steps else f"{cfg.epochs} epochs"
     print(f"training {cfg.preset} on {cfg.data} ({cfg.image_size}x{cfg.image_size}x"
-          f"{cfg.channels}, {cfg.epochs} epochs) into {run_dir}", flush=True)
+          f"{cfg.channels}, {length}) into {run_dir}", flush=True)
     out = train(cfg, run_dir)
     print(f"\nrun folder: {out.resolve()}\n  samples/ (a grid per epoch), plots/losses.png, "
           f"plots/d_outputs.png, real_vs_fake.png, evolution.gif, generator.keras", flush=True)
