@@ -26,7 +26,7 @@ import tensorflow as tf
 import cargan_tf
 from cargan_tf import latents, runs, viz
 from cargan_tf.config import RunConfig, diff_identity, diff_schedule, epochs_for_steps
-from cargan_tf.data.pipeline import batches_per_epoch, epoch_dataset
+from cargan_tf.data.pipeline import batches_per_epoch, run_dataset
 from cargan_tf.distribute import check_batch, distribute_dataset, is_chief, make_strategy
 from cargan_tf.engines import make_engine, step_inputs
 from cargan_tf.errors import CarganError, ConfigError, RunFolderError
@@ -388,21 +388,20 @@ class Trainer:
         writer = tf.summary.create_file_writer(str(self.paths.tensorboard)) \
             if cfg.tensorboard else None
         last_save, last_plots = time.monotonic(), -math.inf
+        # one pipeline for every remaining epoch: it prefetches across epoch boundaries
+        dataset = run_dataset(self.images, cfg.batch_size, cfg.seed, self.epoch, cfg.epochs,
+                              skip_batches=self.batch, drop_remainder=cfg.drop_remainder,
+                              flip=cfg.flip)
+        if self.strategy is not None:
+            dataset = distribute_dataset(self.strategy, dataset)
+        data = iter(dataset)
         while self.epoch <= cfg.epochs:
             bar = tqdm(total=self.steps_per_epoch, initial=self.batch, disable=not cfg.progress,
                        desc=f"epoch {self.epoch}/{cfg.epochs}", leave=False, file=sys.stdout)
-            dataset = epoch_dataset(self.images, cfg.batch_size, cfg.seed, self.epoch,
-                                    skip_batches=self.batch,
-                                    drop_remainder=cfg.drop_remainder, flip=cfg.flip)
-            if self.strategy is not None:
-                dataset = distribute_dataset(self.strategy, dataset)
-            data = iter(dataset)
-            while True:
+            while self.batch < self.steps_per_epoch:
                 start = time.perf_counter()
-                real = next(data, None)
+                real = next(data)
                 waited = time.perf_counter() - start
-                if real is None:
-                    break
                 row = self.train_step(real)
                 if self.ema_generator is not None:
                     self._ema_update(tf.constant(self.step))
