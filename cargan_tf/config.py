@@ -304,15 +304,15 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Small sets (a few hundred images, like the original 400 Indian cars): quick32 plus adaptive
 # augmentation (StyleGAN2-ADA) and a budget in steps, not epochs: at 400 images 12,288 steps
 # are 2,048 epochs of 6 batches. Without ADA, D memorises 400 images after ~2,400 steps; with
-# it, diversity and recall keep rising to 12,288 steps (BENCHMARKS.md, "At 400 images").
+# it, FID and recall keep improving to 12,288 steps (BENCHMARKS.md, "Longer, with and
+# without ADA").
 PRESETS["small32"] = dict(PRESETS["quick32"], data_n=400, steps=12288,
                           diffaugment="color,translation,cutout", ada_target=0.6)
 
 # --smoke: tiny sizes, same code path. Applied on top of any preset.
 SMOKE_OVERRIDES: dict[str, Any] = dict(base_filters=8, max_filters=32, latent_dim=16, data_n=64,
                                        batch_size=16, epochs=2, steps=0, grid_size=16,
-                                       progress=False,
-                                       checkpoint_every_minutes=0.0)
+                                       progress=False, checkpoint_every_minutes=0.0)
 
 
 def preset(name: str, **overrides: Any) -> RunConfig:
@@ -328,6 +328,22 @@ def epochs_for_steps(cfg: RunConfig, batches_per_epoch: int) -> RunConfig:
     if not cfg.steps:
         return cfg
     return cfg.replace(epochs=max(1, math.ceil(cfg.steps / max(1, batches_per_epoch))))
+
+
+def length_overrides(epochs: int | None = None, steps: int | None = None) -> dict[str, int]:
+    """Overrides for a training length a user asked for (None: the preset's). Epochs alone
+    clear a preset's step budget (small32), so the epochs asked for are what trains."""
+    overrides: dict[str, int] = {}
+    if epochs is not None:
+        overrides.update(epochs=epochs, steps=0)
+    if steps is not None:
+        overrides["steps"] = steps
+    return overrides
+
+
+def describe_length(cfg: RunConfig) -> str:
+    """'12288 steps' for a step budget, else '48 epochs'."""
+    return f"{cfg.steps} steps" if cfg.steps else f"{cfg.epochs} epochs"
 
 
 def smoke(cfg: RunConfig) -> RunConfig:
@@ -384,4 +400,5 @@ def _reject_unknown(data: dict[str, Any]) -> None:
 
 
 __all__ = ["RunConfig", "PRESETS", "IDENTITY_KEYS", "SCHEDULE_KEYS", "preset", "smoke",
-           "epochs_for_steps", "parse_override", "diff_identity", "diff_schedule"]
+           "epochs_for_steps", "length_overrides", "describe_length", "parse_override",
+           "diff_identity", "diff_schedule"]

@@ -322,10 +322,9 @@ from pathlib import Path
 
 from cargan_tf import config, runs
 
-overrides = dict(epochs=epochs, image_size=image_size, batch_size=batch_size, lr_d=lr_d, lr_g=lr_g)
+overrides = dict(image_size=image_size, batch_size=batch_size, lr_d=lr_d, lr_g=lr_g)
 overrides = {key: value for key, value in overrides.items() if value is not None}  # None: preset's
-if epochs is not None:
-    overrides["steps"] = 0  # epochs win over a preset's step budget (small32)
+overrides.update(config.length_overrides(epochs=epochs))  # epochs clear small32's step budget
 data = dataset
 if dataset not in ("toycars", "fashion_mnist") and not Path(dataset).expanduser().is_absolute():
     data = str(home / dataset)
@@ -337,8 +336,7 @@ run_dir = home / "runs" / run_name
 paths = runs.RunPaths(run_dir)
 print(f"run folder: {run_dir}")
 print(f"{cfg.preset}: {cfg.image_size}x{cfg.image_size}x{cfg.channels}, data {cfg.data}, "
-      f"{f'{cfg.steps} steps' if cfg.steps else f'{cfg.epochs} epochs'}, batch {cfg.batch_size}, "
-      f"lr_d {cfg.lr_d}, lr_g {cfg.lr_g}")
+      f"{config.describe_length(cfg)}, batch {cfg.batch_size}, lr_d {cfg.lr_d}, lr_g {cfg.lr_g}")
 """),
             ("""
 ## 4. Train (or resume)

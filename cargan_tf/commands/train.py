@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cargan_tf.config import PRESETS, RunConfig, parse_override, preset, smoke
+from cargan_tf.config import (
+    PRESETS,
+    RunConfig,
+    describe_length,
+    length_overrides,
+    parse_override,
+    preset,
+    smoke,
+)
 from cargan_tf.errors import ConfigError
 
 
@@ -60,11 +68,9 @@ def config_from_args(args) -> RunConfig:
     if args.smoke:  # first, so explicit flags (--epochs 3 --smoke) still win
         cfg = smoke(cfg)
     overrides = dict(parse_override(text) for text in args.set)
-    if args.epochs is not None and args.steps is None:
-        overrides["steps"] = 0  # an explicit epoch count wins over a preset's step budget
-    for flag, key in (("data", "data"), ("epochs", "epochs"), ("steps", "steps"),
-                      ("batch_size", "batch_size"),
-                      ("image_size", "image_size"), ("strategy", "strategy"), ("init_from", "init_from")):
+    overrides.update(length_overrides(args.epochs, args.steps))
+    for flag, key in (("data", "data"), ("batch_size", "batch_size"), ("image_size", "image_size"),
+                      ("strategy", "strategy"), ("init_from", "init_from")):
         if getattr(args, flag) is not None:
             overrides[key] = getattr(args, flag)
     if args.no_progress:
@@ -84,10 +90,9 @@ def run(args) -> int:
 
     if not isinstance(cfg.epochs, int) or cfg.epochs < 0:
         raise ConfigError("--epochs must be a non-negative integer")
-    length = f"{cfg.steps} steps" if cfg.steps else f"{cfg.epochs} epochs"
     print(f"training {cfg.preset} on {cfg.data} ({cfg.image_size}x{cfg.image_size}x"
-          f"{cfg.channels}, {length}) into {run_dir}", flush=True)
+          f"{cfg.channels}, {describe_length(cfg)}) into {run_dir}", flush=True)
     out = train(cfg, run_dir)
-    print(f"\nrun folder: {out.resolve()}\n  samples/ (a grid per epoch), plots/losses.png, "
+    print(f"\nrun folder: {out.resolve()}\n  samples/ (the epochs' grids), plots/losses.png, "
           f"plots/d_outputs.png, real_vs_fake.png, evolution.gif, generator.keras", flush=True)
     return 0
