@@ -262,6 +262,10 @@ def search_latents(generator, target: np.ndarray, weights: np.ndarray, forward=N
 
 # ---- blending ------------------------------------------------------------------------------
 
+# seamlessClone's own erosion of the mask (3 pixels) + the ring of known boundary pixels
+POISSON_GROW = 4
+
+
 def _feather_alpha(hole: np.ndarray, feather: int) -> np.ndarray:
     """float32 (S, S): 1 on the hole, falling linearly to 0 over `feather` known pixels."""
     if feather <= 0:
@@ -273,18 +277,22 @@ def _feather_alpha(hole: np.ndarray, feather: int) -> np.ndarray:
 def _poisson(image: np.ndarray, fill: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """cv2.seamlessClone of `fill` into `image` over the hole; known pixels kept exactly.
 
-    seamlessClone zeroes the mask's outer pixel ring and places the patch by the centre of its
-    bounding box, so the images are padded (reflected) first and the result cropped back.
+    seamlessClone erodes its mask by 3 pixels and, in the eroded-away band, follows the
+    *destination's* gradients: given the image with its true pixels still in the hole, the
+    truth would leak into the result. So the hole is first filled with `fill` (the result then
+    depends only on the known pixels and the fill) and the mask grown by 1 + 3 pixels, so the
+    eroded mask is the hole plus one ring, whose known pixels are the Poisson boundary. The
+    images are padded (reflected) first, as the mask must stay clear of the image border.
     """
-    pad = 3
+    pad = POISSON_GROW + 2
     gray = image.shape[2] == 1
-    src, dst = (np.repeat(a, 3, axis=2) if gray else a for a in (fill, image))
+    dst = np.where(hole[..., None], fill, image)
+    src, dst = (np.repeat(a, 3, axis=2) if gray else a for a in (fill, dst))
     src = cv2.copyMakeBorder(src, pad, pad, pad, pad, cv2.BORDER_REFLECT)
     dst = cv2.copyMakeBorder(dst, pad, pad, pad, pad, cv2.BORDER_REFLECT)
     mask = cv2.copyMakeBorder(hole.astype(np.uint8) * 255, pad, pad, pad, pad,
                               cv2.BORDER_CONSTANT, value=0)
-    # one pixel beyond the hole, so the solution's boundary values are the known pixels
-    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=POISSON_GROW)
     x, y, w, h = cv2.boundingRect(mask)
     cloned = cv2.seamlessClone(src, dst, mask, (x + w // 2, y + h // 2), cv2.NORMAL_CLONE)
     cloned = cloned[pad:-pad, pad:-pad]

@@ -153,3 +153,23 @@ def test_export_fails_loudly_outside_tolerance(tiny_run, tmp_path, monkeypatch):
         ex.export(tiny_run, tmp_path, ("keras",), verbose=False)
     report = json.loads((tmp_path / ex.REPORT_FILE).read_text())
     assert report["ok"] is False and report["exports"]["keras"]["ok"] is False
+
+
+def test_an_earlier_export_of_another_generator_is_reported_stale(tiny_run, tmp_path):
+    ex.export(tiny_run, tmp_path, ("keras", "savedmodel"), verbose=False)
+    # the run trained on: a generator with other weights, exported as .keras only
+    retrained = load_generator(tiny_run)
+    retrained.set_weights([w * 1.5 for w in retrained.get_weights()])
+    newer = tmp_path / "retrained.keras"
+    retrained.save(newer)
+    report = ex.export(newer, tmp_path, ("keras",), verbose=False)
+    assert report["exports"]["keras"]["ok"] is True
+    stale = report["exports"]["savedmodel"]
+    assert stale["ok"] is False and "export it again (--format savedmodel)" in stale["stale"]
+    assert report["ok"] is False
+    assert "STALE" in ex.format_report(report, tmp_path)
+    # the stale file replaced: everything agrees again; a deleted export leaves the report
+    ex.export(newer, tmp_path, ("savedmodel",), verbose=False)
+    (tmp_path / ex.KERAS_FILE).unlink()
+    report = ex.export(newer, tmp_path, ("savedmodel",), verbose=False)
+    assert report["ok"] is True and set(report["exports"]) == {"savedmodel"}
