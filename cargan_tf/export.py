@@ -25,6 +25,7 @@ from cargan_tf.errors import CarganError
 from cargan_tf.latents import interpolation_latents, seed_to_latent
 
 FORMATS = ("keras", "savedmodel", "litert")
+FORMAT_ALIASES = {"tflite": "litert", "saved_model": "savedmodel"}
 
 # What `export` writes inside its --out folder (one name per artefact).
 KERAS_FILE = "serving.keras"
@@ -256,6 +257,9 @@ def export(source: str | os.PathLike, out_dir: str | os.PathLike,
     generator's, and writes export_report.json (merged with an earlier report in the folder).
     Raises CarganError, after writing the report, if an export is outside its tolerance.
     """
+    # "keras, tflite" from a notebook: spaces, case and the file suffix tflite are accepted
+    formats = tuple(dict.fromkeys(FORMAT_ALIASES.get(f.strip().lower(), f.strip().lower())
+                                  for f in formats if f.strip()))
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise CarganError(f"unknown export format(s) {unknown}: use {', '.join(FORMATS)}")

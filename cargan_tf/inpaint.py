@@ -664,6 +664,29 @@ def read_image(path: str | os.PathLike, size: int, channels: int, resize: bool =
     return image.reshape(size, size, channels)
 
 
+def read_folder(folder: str | os.PathLike, size: int, channels: int, n: int) -> np.ndarray:
+    """Up to n images from `folder` (searched recursively, sorted; the file types `prepare`
+    reads), centre-cropped and resized to uint8 (N, size, size, channels). Unreadable files are
+    skipped; a folder without a readable image is a CarganError."""
+    from cargan_tf.data.folders import IMAGE_EXTENSIONS, scan_folder
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CarganError(f"image folder {folder} does not exist or is not a folder")
+    images = []
+    for file in scan_folder(folder)[0]:
+        if len(images) == n:
+            break
+        try:
+            images.append(read_image(file.path, size, channels, resize=True))
+        except CarganError:
+            continue  # a corrupt file: take the next one
+    if not images:
+        raise CarganError(f"no readable image in {folder} (searched recursively for "
+                          f"{', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return np.stack(images)
+
+
 def comparison_strip(columns: list[np.ndarray], labels: list[str], min_width: int = 512
                      ) -> np.ndarray:
     """One uint8 picture: a row per image, a captioned column per method (original, masked,

@@ -7,6 +7,7 @@ drive_layout.md describes the folders `setup_home` creates.
 
 from __future__ import annotations
 
+import base64
 import importlib
 import importlib.metadata
 import importlib.util
@@ -17,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
+from html import escape as html_escape
 from pathlib import Path
 
 import numpy as np
@@ -317,19 +319,64 @@ def _display(make, fallback: str) -> None:
         display(make(Image))
 
 
+def _display_png(image: str | os.PathLike | np.ndarray, width: int | None) -> bytes:
+    """PNG bytes of `image` (a file or a uint8 array), no wider than 2 x width (sharp on
+    high-DPI screens): what a notebook saves is then ~width-sized, not a full-size grid."""
+    from cargan_tf.viz import decode_png, encode_png
+
+    if isinstance(image, np.ndarray):
+        array = image
+    else:
+        data = Path(image).read_bytes()
+        if not width:
+            return data
+        array = decode_png(data)
+    if width and array.shape[1] > 2 * width:
+        import cv2
+
+        height = max(1, round(array.shape[0] * 2 * width / array.shape[1]))
+        array = cv2.resize(array, (2 * width, height), interpolation=cv2.INTER_AREA)
+        array = array.reshape(height, 2 * width, -1)
+    return encode_png(array)
+
+
 def show_image(image: str | os.PathLike | np.ndarray, width: int | None = None,
                caption: str | None = None) -> None:
-    """Show a PNG file, or a uint8 (H, W, C) image array, inline (prints the path elsewhere)."""
+    """Show a PNG file, or a uint8 (H, W, C) image array, inline (prints the path elsewhere).
+    With `width`, a larger picture is stored at twice that width, not at full size."""
     if caption:
         print(caption)
-    if isinstance(image, np.ndarray):
-        from cargan_tf.viz import encode_png
+    fallback = f"<image {image.shape}>" if isinstance(image, np.ndarray) else str(image)
+    _display(lambda Image: Image(data=_display_png(image, width), format="png", width=width),
+             fallback)
 
-        data = encode_png(image)
-        _display(lambda Image: Image(data=data, format="png", width=width),
-                 f"<image {image.shape}>")
-    else:
-        _display(lambda Image: Image(filename=str(image), width=width), str(image))
+
+class LiveImage:
+    """One picture that every show() replaces in place (Jupyter, Colab, papermill): a training
+    cell keeps the latest sample grid, not one output per epoch (the run's evolution.gif keeps
+    them all). Outside IPython, show() prints the caption and the path."""
+
+    def __init__(self, width: int | None = None):
+        self.width = width
+        self._handle = None
+
+    def show(self, image: str | os.PathLike, caption: str = "") -> None:
+        try:
+            from IPython import get_ipython
+            from IPython.display import HTML, display
+        except ImportError:
+            get_ipython = None
+        if get_ipython is None or get_ipython() is None:
+            print(f"{caption}: {image}" if caption else str(image))
+            return
+        data = base64.b64encode(_display_png(image, self.width)).decode("ascii")
+        size = f' width="{self.width}"' if self.width else ""
+        html = HTML(f"<div>{html_escape(caption)}</div>"
+                    f'<img src="data:image/png;base64,{data}"{size}>')
+        if self._handle is None:
+            self._handle = display(html, display_id=True)
+        else:
+            self._handle.update(html)
 
 
 def show_gif(path: str | os.PathLike, width: int | None = None) -> None:
@@ -339,6 +386,55 @@ def show_gif(path: str | os.PathLike, width: int | None = None) -> None:
 
 
 # ---- runs, data and the outputs list --------------------------------------------------------
+
+def under_home(home: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """`path` as given when absolute (or ~), else under `home`: the notebooks' convention."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else Path(home) / path
+
+
+def resolve_data(dataset: str, home: str | os.PathLike) -> str:
+    """A notebook's `dataset` as training's `data`: a named source as it is (its FOLDER, as in
+    fashion_mnist:FOLDER or stanford_cars:FOLDER, under home when relative), any other relative
+    path under home."""
+    from cargan_tf.data.sources import NAMED_SOURCES
+
+    name, sep, rest = str(dataset).partition(":")
+    if name in NAMED_SOURCES:
+        return f"{name}:{under_home(home, rest)}" if sep and rest else str(dataset)
+    return str(under_home(home, dataset))
+
+
+def _finished_runs(home: str | os.PathLike, limit: int = 20) -> str:
+    """A sentence naming the finished runs under home/runs, for error messages."""
+    from cargan_tf.runs import RunPaths
+
+    folder = Path(home) / "runs"
+    names = sorted(p.name for p in folder.iterdir()
+                   if p.is_dir() and RunPaths(p).generator.exists()) if folder.is_dir() else []
+    if not names:
+        return f"There is no finished run in {folder} yet: notebook 02 trains one."
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"Finished runs in {folder}: {', '.join(names[:limit])}{more} (set run_name to one)."
+
+
+def find_run(run_dir: str | os.PathLike | None, run_name: str, home: str | os.PathLike,
+             smoke: bool = False) -> Path:
+    """The run folder a notebook reads: run_dir (relative: under home), else
+    home/runs/<run_name>, else, with smoke=True, a tiny run trained here (tiny_run_if_missing).
+
+    Raises CarganError naming the folder that is missing and the finished runs there are.
+    """
+    path = under_home(home, run_dir) if run_dir else \
+        Path(home) / "runs" / run_name if run_name else None
+    if path is not None and not path.is_dir():
+        raise CarganError(f"no run folder at {path}. {_finished_runs(home)}")
+    if path is None and not smoke:
+        raise CarganError("no run given: set run_name (a folder under "
+                          f"{Path(home) / 'runs'}) or run_dir, or smoke=True to train a tiny "
+                          f"run here. {_finished_runs(home)}")
+    return tiny_run_if_missing(path, home, smoke=smoke)
+
 
 def tiny_run_if_missing(run_dir: str | os.PathLike | None, home: str | os.PathLike,
                         smoke: bool = True, name: str = "tiny-smoke",

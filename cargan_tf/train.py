@@ -65,15 +65,17 @@ def reconcile_config(paths: runs.RunPaths, cfg: RunConfig) -> RunConfig:
         try:
             old = RunConfig.from_json(paths.config.read_text(encoding="utf-8"))
         except (ValueError, TypeError) as err:
-            raise RunFolderError(f"{paths.config} is not a readable run config ({err}); "
-                                 "use a new --run-dir or delete the folder") from err
+            raise RunFolderError(f"{paths.config} is not a readable run config ({err}); use "
+                                 "a new run folder (--run-dir; run_name in the notebooks) or "
+                                 "delete it") from err
         changed = diff_identity(old, cfg)
         if changed:
             lines = "\n".join(f"  {k}: {a!r} (run) -> {b!r} (now)" for k, (a, b) in changed.items())
             raise ConfigError(
                 f"{paths.root} was trained with a different setup; resuming would mix two "
-                f"runs. Keys that differ:\n{lines}\nUse a new --run-dir, or the run's own "
-                "values. Schedule keys (epochs, learning rates, intervals) may change.")
+                f"runs. Keys that differ:\n{lines}\nUse a new run folder (--run-dir; run_name "
+                "in the notebooks), or the run's own values. Schedule keys (epochs, learning "
+                "rates, intervals) may change.")
         schedule = diff_schedule(old, cfg)
         if schedule:
             runs.append_jsonl(paths.config_history, {

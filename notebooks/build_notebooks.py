@@ -195,7 +195,7 @@ image_size = 64  # side of the square images in the cache
 channels = 3  # 3: RGB, 1: grayscale
 fit = "center_crop"  # how a non-square photo becomes square: center_crop | pad | stretch
 n_images = 1000  # toycars: how many to draw; fashion_mnist: a random subset (None: all)
-cache_name = ""  # folder under home/data/prepared ("": <source name>_<image_size>)
+cache_name = ""  # folder under home/data/prepared ("": <source name>_<image_size>[_gray][_<fit>])
 home = None  # home folder (None: MyDrive/cargan in Colab, ~/cargan elsewhere)
 smoke = False  # tiny sizes for a quick try
 """,
@@ -217,7 +217,8 @@ from cargan_tf.data import folders, sources, toycars
 
 if smoke:  # tiny: a few dozen small images
     image_size, n_images = min(image_size, 32), 64
-name = cache_name or f"{Path(str(source)).name}_{image_size}"
+name = cache_name or (f"{Path(str(source)).name}_{image_size}" + ("_gray" if channels == 1 else "")
+                      + ("" if fit == "center_crop" else f"_{fit}"))
 if source == "toycars":
     src = home / "data" / "raw" / "toycars"
     src.mkdir(parents=True, exist_ok=True)
@@ -276,8 +277,8 @@ for key, value in stats.items():
     print(f"{key:>14}: {value}")
 mean_png = viz.save_png(previews / "mean_image.png", viz.upscale(mean_image, 256))
 nb.show_image(mean_png, caption="mean image")
-if dst is not None:
-    print(f"train on it: notebook 02 with dataset = {str(dst)!r}, image_size = {image_size}")
+gray = ", channels = 1" if channels == 1 else ""
+print(f"train on it: notebook 02 with dataset = {str(dst or source)!r}, image_size = {image_size}{gray}")
 """),
         ],
         outputs=["*written", "grid_png", "stats_json", "mean_png"],
@@ -303,6 +304,7 @@ dataset = "toycars"  # toycars | fashion_mnist | a prepared cache or image folde
 preset = "quick32"  # aim64 | dcgan64 | selu128 | fashion28 | quick32 | small32 (a few hundred images)
 epochs = None  # total epochs (None: the preset's); raise it to train a finished run further
 image_size = None  # None: the preset's (must match a prepared cache's size)
+channels = None  # None: the preset's (3: RGB; 1: a grayscale cache from notebook 01)
 batch_size = None  # None: the preset's; fixed for the life of a run
 lr_d = None  # discriminator learning rate (None: the preset's)
 lr_g = None  # generator learning rate (None: the preset's)
@@ -322,15 +324,14 @@ from pathlib import Path
 
 from cargan_tf import config, runs
 
-overrides = dict(image_size=image_size, batch_size=batch_size, lr_d=lr_d, lr_g=lr_g)
+overrides = dict(image_size=image_size, channels=channels, batch_size=batch_size, lr_d=lr_d,
+                 lr_g=lr_g)
 overrides = {key: value for key, value in overrides.items() if value is not None}  # None: preset's
 overrides.update(config.length_overrides(epochs=epochs))  # epochs clear small32's step budget
-data = dataset
-if dataset not in ("toycars", "fashion_mnist") and not Path(dataset).expanduser().is_absolute():
-    data = str(home / dataset)
-cfg = config.preset(preset, data=data, **overrides)
-if smoke:  # tiny sizes (16x16, 2 epochs, batch 16); the learning rates above still apply
+cfg = config.preset(preset, data=nb.resolve_data(dataset, home))  # relative paths: under home
+if smoke:  # tiny sizes (16x16, 2 epochs, batch 16) first, so the values set above still win
     cfg = config.smoke(cfg)
+cfg = cfg.replace(**overrides)
 run_name = run_name or f"{preset}-{Path(dataset).name}" + ("-smoke" if smoke else "")
 run_dir = home / "runs" / run_name
 paths = runs.RunPaths(run_dir)
@@ -344,8 +345,9 @@ print(f"{cfg.preset}: {cfg.image_size}x{cfg.image_size}x{cfg.channels}, data {cf
 `cargan_tf.train.train` trains up to `epochs`, writing a checkpoint at the end of every epoch (and
 every 10 minutes inside one), the per-batch losses to `history.csv` and a sample grid per epoch.
 Run on the same folder again and it continues from the newest checkpoint, with the optimizer
-state, so nothing but the minutes since that checkpoint is lost. The grid below each epoch always
-uses the same latent vectors, so you see the same cars take shape.
+state, so nothing but the minutes since that checkpoint is lost. The grid below is replaced after
+each epoch (the notebook keeps one picture, not hundreds; `evolution.gif` keeps them all) and
+always uses the same latent vectors, so you see the same cars take shape.
 """, """
 from cargan_tf.train import train
 
@@ -353,9 +355,12 @@ latest = runs.latest_checkpoint(paths)
 print(f"resuming from {latest.name}" if latest else "starting a new run")
 
 
+grid = nb.LiveImage(width=320)  # one picture, replaced after each epoch
+
+
 def show_grid(epoch, grid_png):
     if grid_png is not None:  # long runs keep a grid every few epochs (samples_every_epochs)
-        nb.show_image(grid_png, width=320, caption=f"after epoch {epoch}")
+        grid.show(grid_png, caption=f"after epoch {epoch}")
 
 
 run_dir = train(cfg, run_dir, on_epoch_end=show_grid)
@@ -392,7 +397,7 @@ collage, the GIF of the sample grid epoch by epoch, and an interpolation between
 With no `run_dir` and `smoke = True`, it trains a tiny run first.
 """,
         parameters="""
-run_dir = ""  # a run folder ("": home/runs/<run_name>, or a tiny smoke run when smoke is True)
+run_dir = ""  # a run folder, relative: under home ("": home/runs/<run_name>, or a tiny smoke run)
 run_name = ""  # used when run_dir is empty, e.g. the run_name of notebook 02
 seed_a = 1  # the interpolation starts at this seed's car ...
 seed_b = 2  # ... and ends at this one's
@@ -406,9 +411,7 @@ smoke = False  # build a tiny run when no run folder is given
 """, """
 from cargan_tf import generate, runs, viz
 
-if not run_dir and run_name:
-    run_dir = home / "runs" / run_name
-run = nb.tiny_run_if_missing(run_dir, home, smoke=smoke)
+run = nb.find_run(run_dir, run_name, home, smoke)  # run_dir relative: under home
 paths = runs.RunPaths(run)
 print("run folder:", run)
 """),
@@ -478,7 +481,7 @@ good first check that everything works before the slower car models.
 """,
         parameters="""
 fashion_mnist_dir = None  # folder with the idx files (None: Keras' cache, or its download in Colab)
-preset = "fashion28"  # the Fashion-MNIST recipe
+preset = "fashion28"  # the Fashion-MNIST recipe (this notebook trains 28x28 grayscale presets)
 epochs = None  # None: the preset's (10)
 batch_size = None  # None: the preset's (32)
 run_name = ""  # folder under home/runs ("": the preset's name, plus -smoke in smoke mode)
@@ -498,10 +501,14 @@ and says so: it never stops for lack of data.
 """, """
 from cargan_tf import config, runs, viz
 
-overrides = dict(epochs=epochs, batch_size=batch_size)
-cfg = config.preset(preset, **{key: value for key, value in overrides.items() if value is not None})
-if smoke:
+cfg = config.preset(preset)
+if (cfg.image_size, cfg.channels) != (28, 1):
+    raise ValueError(f"{preset} makes {cfg.image_size}x{cfg.image_size}x{cfg.channels} images; "
+                     "this notebook trains 28x28 grayscale presets (fashion28): use notebook 02")
+if smoke:  # tiny first, so the values set above still win
     cfg = config.smoke(cfg)
+overrides = dict(epochs=epochs, batch_size=batch_size)
+cfg = cfg.replace(**{key: value for key, value in overrides.items() if value is not None})
 images, data, note = nb.fashion_mnist_images(fashion_mnist_dir, smoke, n=cfg.data_n)
 if note:
     print("NOTE:", note)
@@ -523,9 +530,12 @@ run_dir = home / "runs" / run_name
 paths = runs.RunPaths(run_dir)
 
 
+grid = nb.LiveImage(width=280)  # one picture, replaced after each epoch
+
+
 def show_grid(epoch, grid_png):
     if grid_png is not None:  # long runs keep a grid every few epochs (samples_every_epochs)
-        nb.show_image(grid_png, width=280, caption=f"after epoch {epoch}")
+        grid.show(grid_png, caption=f"after epoch {epoch}")
 
 
 run_dir = train(cfg, run_dir, images=images, on_epoch_end=show_grid)
@@ -561,9 +571,9 @@ shown beside OpenCV's classical answer. With no `run_dir` and `smoke = True`, a 
 trained first (its fills are blobs: point `run_dir` at a real run to see cars).
 """,
         parameters="""
-run_dir = ""  # a run folder ("": home/runs/<run_name>, or a tiny smoke run when smoke is True)
+run_dir = ""  # a run folder, relative: under home ("": home/runs/<run_name>, or a tiny smoke run)
 run_name = ""  # used when run_dir is empty, e.g. the run_name of notebook 02
-image_folder = ""  # your own car images (relative: under home); "": held-out toycars
+image_folder = ""  # your own car images, any subfolder (relative: under home); "": held-out toycars
 n_images = 6  # images to inpaint and restore
 mask = "center:0.25"  # center[:FRACTION] | boxes | strokes | left | right | a mask image path
 operator = "sr4"  # restoration: denoise | deblur | sr2 | sr4 | missing
@@ -591,18 +601,12 @@ from cargan_tf.data.toycars import draw_toycars
 
 if smoke:
     n_images, restarts, steps = min(n_images, 3), min(restarts, 2), min(steps, 25)
-if not run_dir and run_name:
-    run_dir = home / "runs" / run_name
-run = nb.tiny_run_if_missing(run_dir, home, smoke=smoke)
+run = nb.find_run(run_dir, run_name, home, smoke)  # run_dir relative: under home
 generator = generate.load_generator(run)
 discriminator = inpaint.load_discriminator(run)
 size, _, channels = inpaint.generator_shape(generator)
-if image_folder:
-    folder = Path(image_folder).expanduser()
-    folder = folder if folder.is_absolute() else home / folder
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
-    images = np.stack([inpaint.read_image(p, size, channels, resize=True)
-                       for p in files[:n_images]])
+if image_folder:  # searched recursively, like notebook 01 and `prepare`
+    images = inpaint.read_folder(nb.under_home(home, image_folder), size, channels, n_images)
 else:
     images = draw_toycars(n_images, size, seed=0, channels=channels, start=10_000_000)[0]
 out_dir = home / "inpainting" / Path(run).name
@@ -702,9 +706,9 @@ answers is called directly, and a local gallery server is started and queried. A
 same car in every path. With no `run_dir` and `smoke = True`, it trains a tiny run first.
 """,
         parameters="""
-run_dir = ""  # a run folder ("": home/runs/<run_name>, or a tiny smoke run when smoke is True)
+run_dir = ""  # a run folder, relative: under home ("": home/runs/<run_name>, or a tiny smoke run)
 run_name = ""  # used when run_dir is empty, e.g. the run_name of notebook 02
-formats = "keras,savedmodel,litert"  # which exports to write
+formats = "keras, savedmodel, litert"  # which exports to write (tflite = litert)
 seed = 7  # the seed whose car every path must agree on
 home = None  # home folder (None: MyDrive/cargan in Colab, ~/cargan elsewhere)
 smoke = False  # build a tiny run when no run folder is given
@@ -715,9 +719,7 @@ smoke = False  # build a tiny run when no run folder is given
 """, """
 from cargan_tf import export, generate, serve
 
-if not run_dir and run_name:
-    run_dir = home / "runs" / run_name
-run = nb.tiny_run_if_missing(run_dir, home, smoke=smoke)
+run = nb.find_run(run_dir, run_name, home, smoke)  # run_dir relative: under home
 out_dir = home / "exports" / run.name
 print("run folder:", run, "-> exports in", out_dir)
 """),
@@ -818,9 +820,7 @@ from IPython.display import Markdown, display
 
 from cargan_tf.compare import run_comparison
 
-data = dataset
-if dataset not in ("toycars", "fashion_mnist") and not Path(dataset).expanduser().is_absolute():
-    data = str(home / dataset)
+data = nb.resolve_data(dataset, home)  # relative paths: under home
 out = home / "runs" / (out_name or f"gan-vs-vae-{Path(dataset).name}" + ("-smoke" if smoke else ""))
 report = run_comparison(out, data=data, image_size=image_size, epochs=1 if smoke else epochs,
                         data_n=data_n, smoke=smoke, features=features)

@@ -173,3 +173,11 @@ def test_an_earlier_export_of_another_generator_is_reported_stale(tiny_run, tmp_
     (tmp_path / ex.KERAS_FILE).unlink()
     report = ex.export(newer, tmp_path, ("savedmodel",), verbose=False)
     assert report["ok"] is True and set(report["exports"]) == {"savedmodel"}
+
+
+def test_formats_are_read_as_a_user_types_them(tiny_run, tmp_path):
+    report = ex.export(tiny_run, tmp_path, (" Keras", "keras ", ""), verbose=False)
+    assert set(report["exports"]) == {"keras"}
+    with pytest.raises(ex.CarganError, match=r"unknown export format\(s\) \['onnx'\]"):
+        ex.export(tiny_run, tmp_path, ("keras", " onnx"), verbose=False)
+    assert ex.FORMAT_ALIASES["tflite"] == "litert"

@@ -297,3 +297,20 @@ def test_inpaint_and_restore_commands_write_results_and_comparisons(tiny_run, tm
     assert cli.main(["inpaint", *common, "--resize", "--mask", "hexagon", "--out",
                      str(tmp_path / "x")]) == 2
     assert "neither a mask kind" in capsys.readouterr().err
+
+
+def test_read_folder_searches_subfolders_and_skips_what_it_cannot_read(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "side" / "more").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "side" / "a.png"), rng.integers(0, 256, (40, 60, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "side" / "more" / "b.pgm"), rng.integers(0, 256, (30, 30), np.uint8))
+    (tmp_path / "side" / "broken.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "side" / "notes.txt").write_text("hello")
+    images = inpaint.read_folder(tmp_path / "side", 16, 3, n=5)
+    assert images.shape == (2, 16, 16, 3) and images.dtype == np.uint8
+    assert inpaint.read_folder(tmp_path / "side", 16, 1, n=1).shape == (1, 16, 16, 1)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CarganError, match="no readable image in .*empty"):
+        inpaint.read_folder(tmp_path / "empty", 16, 3, n=5)
+    with pytest.raises(CarganError, match="does not exist"):
+        inpaint.read_folder(tmp_path / "nowhere", 16, 3, n=5)

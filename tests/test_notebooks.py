@@ -229,6 +229,56 @@ def test_fashion_mnist_uses_the_shared_sample_in_smoke_mode(shared_data, monkeyp
     assert data == f"fashion_mnist:{shared_data / 'fashion_mnist_900'}"
 
 
+def test_resolve_data_puts_relative_folders_under_home_and_keeps_named_sources(tmp_path):
+    home = tmp_path / "home"
+    assert nb.resolve_data("toycars", home) == "toycars"
+    assert nb.resolve_data("fashion_mnist", home) == "fashion_mnist"
+    assert nb.resolve_data("fashion_mnist:/data/fm", home) == "fashion_mnist:/data/fm"
+    assert nb.resolve_data("fashion_mnist:data/fm", home) == f"fashion_mnist:{home / 'data/fm'}"
+    assert nb.resolve_data("stanford_cars:/d/cars_train", home) == "stanford_cars:/d/cars_train"
+    assert nb.resolve_data("data/prepared/cars_64", home) == str(home / "data/prepared/cars_64")
+    assert nb.resolve_data("/abs/cache", home) == "/abs/cache"
+
+
+def test_find_run_names_the_missing_folder_and_the_runs_there_are(tmp_path):
+    home = tmp_path / "home"
+    finished = home / "runs" / "quick32-toycars"
+    finished.mkdir(parents=True)
+    (finished / "generator.keras").write_bytes(b"stand-in")
+    (home / "runs" / "unfinished").mkdir()
+    assert nb.find_run("", "quick32-toycars", home) == finished
+    assert nb.find_run("runs/quick32-toycars", "", home) == finished  # relative: under home
+    assert nb.find_run(str(finished), "ignored", home) == finished
+    with pytest.raises(CarganError, match="no run folder at .*nosuch.*quick32-toycars"):
+        nb.find_run("", "nosuch", home)
+    with pytest.raises(CarganError, match="set run_name .* or run_dir.*quick32-toycars \\(set"):
+        nb.find_run("", "", home)
+    with pytest.raises(CarganError, match="has no generator.keras"):
+        nb.find_run("", "unfinished", home)
+    with pytest.raises(CarganError, match="no finished run in"):
+        nb.find_run("", "", tmp_path / "empty")
+
+
+def test_pictures_are_stored_at_the_display_width_not_full_size(tmp_path):
+    import numpy as np
+
+    from cargan_tf.viz import decode_png, save_png
+
+    big = save_png(tmp_path / "grid.png", np.random.default_rng(0).integers(
+        0, 256, (1000, 1200, 3), dtype=np.uint8))
+    small = decode_png(nb._display_png(big, width=320))
+    assert small.shape == (533, 640, 3)  # twice the display width, aspect kept
+    assert nb._display_png(big, width=None) == big.read_bytes()  # no width: the file as it is
+    gray = np.zeros((50, 60, 1), np.uint8)
+    assert decode_png(nb._display_png(gray, width=320)).shape == (50, 60, 1)  # small: kept
+
+
+def test_live_image_prints_outside_ipython(tmp_path, capsys):
+    live = nb.LiveImage(width=100)
+    live.show(tmp_path / "a.png", caption="after epoch 1")
+    assert capsys.readouterr().out.strip() == f"after epoch 1: {tmp_path / 'a.png'}"
+
+
 # ---- executing every notebook ------------------------------------------------------------------
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -256,3 +306,32 @@ def test_notebook_helpers_import_no_tensorflow():
     code = ("import sys, cargan_tf.notebook; "
             "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_train_notebook_honours_what_the_user_set_even_in_smoke_mode(tmp_path, monkeypatch):
+    """Notebook 02 with a named source whose folder is relative to home, grayscale, and
+    epochs / batch size given beside smoke=True: the run is what was asked for, and the
+    training cell keeps one sample grid, replaced each epoch, not one per epoch."""
+    papermill = pytest.importorskip("papermill")
+    from test_sources import write_fashion
+
+    from cargan_tf import runs
+
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    monkeypatch.delenv(nb.HOME_ENV, raising=False)
+    home = tmp_path / "home"
+    write_fashion(home / "data" / "raw" / "fm", "train", 40)
+    out = tmp_path / "02.ipynb"
+    papermill.execute_notebook(
+        str(NOTEBOOK_DIR / "02_train_dcgan.ipynb"), str(out), kernel_name="python3",
+        cwd=str(NOTEBOOK_DIR), progress_bar=False,
+        parameters={"smoke": True, "home": str(home), "dataset": "fashion_mnist:data/raw/fm",
+                    "channels": 1, "epochs": 3, "batch_size": 8, "run_name": "fm"})
+    config = json.loads(runs.RunPaths(home / "runs" / "fm").config.read_text())
+    assert config["data"] == f"fashion_mnist:{home / 'data' / 'raw' / 'fm'}"
+    assert (config["channels"], config["epochs"], config["batch_size"]) == (1, 3, 8)
+    assert config["image_size"] == 16  # what smoke chose, as nothing else was asked
+    train_cell = next(c for c in _code_cells(_read(out)) if "grid.show(" in c.source)
+    pictures = [o for o in train_cell.outputs if "text/html" in o.get("data", {})]
+    assert len(pictures) == 1 and "after epoch 3" in pictures[0]["data"]["text/html"]
+

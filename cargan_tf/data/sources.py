@@ -37,6 +37,10 @@ _CSV_COLUMNS = {
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+# names load_images knows before it looks for a folder ("name" or "name:FOLDER")
+NAMED_SOURCES = ("toycars", "fashion_mnist", "stanford_cars", "stanford_cars_cropped")
+
+
 def describe_sources() -> str:
     """What `data` may be, one line each (for CLI help and error messages)."""
     return (
@@ -123,8 +127,10 @@ def _load_prepared(path: Path, size: int, channels: int) -> np.ndarray:
     if have != (size, channels):
         raise DataError(
             f"prepared cache {path} holds {have[0]}x{have[0]}x{have[1]} images, this run asks "
-            f"for {size}x{size}x{channels}: prepare the source again with --size {size} "
-            f"--channels {channels} into another folder, or set image_size/channels to match"
+            f"for {size}x{size}x{channels}: prepare the source again at that size into another "
+            f"folder (prepare --size {size} --channels {channels}; notebook 01: image_size, "
+            "channels), or set the run's image_size and channels to match "
+            f"(--set image_size={have[0]} --set channels={have[1]}; notebook 02: the same names)"
         )
     return folders.load_cache(path)
 
