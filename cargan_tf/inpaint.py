@@ -175,8 +175,8 @@ def search_latents(generator, target: np.ndarray, weights: np.ndarray, forward=N
     """
     import keras
     import tensorflow as tf
-    from tqdm.auto import tqdm
 
+    from cargan_tf.progress import progress_bar as tqdm
     from cargan_tf.viz import to_uint8
 
     if norm not in ("l1", "l2"):

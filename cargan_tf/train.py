@@ -362,7 +362,7 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------------
     def run(self, on_epoch_end: EpochCallback | None = None) -> Path:
-        from tqdm.auto import tqdm
+        from cargan_tf.progress import progress_bar as tqdm
 
         cfg = self.cfg
         initialised = None

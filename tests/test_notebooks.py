@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 IDS = [p.stem for p in NOTEBOOKS]
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 def _read(path: Path) -> nbformat.NotebookNode:
@@ -292,6 +293,9 @@ def test_notebook_runs_under_papermill_in_smoke_mode(path, tmp_path, monkeypatch
         str(path), str(tmp_path / path.name), parameters={"smoke": True, "home": str(home)},
         kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False)
     print(f"{path.name}: {time.monotonic() - start:.1f} s")
+    # progress bars in a kernel papermill runs are text: a saved widget shows a frozen "0%"
+    outputs = [o for cell in _code_cells(_read(tmp_path / path.name)) for o in cell.outputs]
+    assert not [o for o in outputs if WIDGET_MIME in o.get("data", {})]
     listing = home / nb.OUTPUTS_FOLDER / f"{path.stem}.json"
     assert listing.exists(), f"{path.name} did not record its outputs (nb.record_outputs)"
     record = json.loads(listing.read_text())

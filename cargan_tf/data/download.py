@@ -21,10 +21,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from cargan_tf.data.folders import IMAGE_EXTENSIONS, check_image_bytes
 from cargan_tf.errors import DataError
+from cargan_tf.progress import progress_bar as tqdm
 
 REPORT_NAME = "download_report.json"
 USER_AGENT = "cargan_tf-image-downloader/0.1 (Python urllib)"

@@ -29,9 +29,9 @@ from typing import Any
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
 from cargan_tf.errors import DataError
+from cargan_tf.progress import progress_bar as tqdm
 
 # Extensions OpenCV can decode. Anything else in the folder is ignored (and listed in the report).
 IMAGE_EXTENSIONS = frozenset(
