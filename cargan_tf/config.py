@@ -342,8 +342,15 @@ def length_overrides(epochs: int | None = None, steps: int | None = None) -> dic
 
 
 def describe_length(cfg: RunConfig) -> str:
-    """'12288 steps' for a step budget, else '48 epochs'."""
-    return f"{cfg.steps} steps" if cfg.steps else f"{cfg.epochs} epochs"
+    """'12288 steps' for a step budget, else '48 epochs' (or '1 epoch')."""
+    if cfg.steps:
+        return plural(cfg.steps, "step")
+    return plural(cfg.epochs, "epoch")
+
+
+def plural(n: int, word: str) -> str:
+    """'1 epoch', '2 epochs'."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def smoke(cfg: RunConfig) -> RunConfig:

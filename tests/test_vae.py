@@ -158,3 +158,11 @@ def test_compare_smoke_writes_every_artefact(tmp_path, capsys):
     assert "| VAE v1 (dense) |" in text and "pixels" in text
     assert (out / "gan" / "generator.keras").exists()
     assert (out / "vae_conv" / "decoder.keras").exists()
+    # toycars has held-out images; user data does not, and the table says so
+    from cargan_tf.compare import comparison_markdown
+
+    assert report["real_images"] == "held-out" and "held-out recon MSE" in text
+    user = comparison_markdown({**report, "real_images": "training-set",
+                                "real_set": "cars: 64 of 64 images (training images)"})
+    assert "training-set recon MSE" in user and "held-out recon" not in user
+    assert "no held-out split, so the VAEs have seen them" in user
