@@ -192,10 +192,10 @@ def load_serving_model(path: str | os.PathLike, num_threads: int | None = None) 
         if not path.is_file():
             raise CarganError(f"{path} does not exist: export one with `python -m cargan_tf export`")
         return LiteRTServingModel(path, num_threads)
-    from cargan_tf.generate import load_generator
+    from cargan_tf.generate import load_model_file
 
     to_uint8 = _to_uint8_layer_class()  # registered before a serving .keras is read
-    model = load_generator(path)  # a run folder or .keras: serving or raw generator
+    model = load_model_file(path)  # a run folder or .keras: serving or raw generator
     if not any(isinstance(layer, to_uint8) for layer in model.layers):
         model = build_serving_model(model)
     return KerasServingModel(path, model)

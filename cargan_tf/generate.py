@@ -28,8 +28,13 @@ def resolve_generator_path(run_or_file: str | os.PathLike) -> Path:
     return path
 
 
-def load_generator(run_or_file: str | os.PathLike):
-    """The keras generator from a run folder or .keras file (compile=False: inference only)."""
+_EXPORTS_HINT = ("pass the run folder or its generator.keras (the exports in an export folder "
+                 "are for `serve` and export.load_serving_model)")
+
+
+def load_model_file(run_or_file: str | os.PathLike):
+    """Any Keras model from a .keras file (a run folder: its generator.keras), compile=False;
+    a file Keras cannot read is a CarganError, not a traceback."""
     import keras
 
     import cargan_tf.models  # noqa: F401  registers the custom layers for deserialisation
@@ -37,8 +42,26 @@ def load_generator(run_or_file: str | os.PathLike):
     path = resolve_generator_path(run_or_file)
     try:
         return keras.saving.load_model(path, compile=False)
-    except (ValueError, OSError) as err:
-        raise CarganError(f"could not load {path} as a Keras model: {err}") from err
+    except (ValueError, OSError, TypeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CarganError(f"could not load {path} as a cargan_tf model ({first}): "
+                          f"{_EXPORTS_HINT}") from err
+
+
+def load_generator(run_or_file: str | os.PathLike):
+    """The keras generator from a run folder or .keras file (compile=False: inference only).
+    A discriminator or a serving export given by mistake is a CarganError that says so."""
+    model = load_model_file(run_or_file)
+    path = resolve_generator_path(run_or_file)
+    inputs, outputs = model.input_shape, model.output_shape
+    if not (isinstance(inputs, tuple) and len(inputs) == 2
+            and isinstance(outputs, tuple) and len(outputs) == 4):
+        raise CarganError(f"{path} is not a generator: it maps {inputs} to {outputs}, not "
+                          "latents (N, latent_dim) to images (N, S, S, C); a discriminator? "
+                          f"{_EXPORTS_HINT}")
+    if str(model.outputs[0].dtype).endswith("uint8"):
+        raise CarganError(f"{path} is a serving export (uint8 images out): {_EXPORTS_HINT}")
+    return model
 
 
 def latent_dim_of(generator) -> int:

@@ -27,6 +27,7 @@ import cargan_tf
 from cargan_tf import latents, runs, viz
 from cargan_tf.config import RunConfig, diff_identity, diff_schedule, epochs_for_steps
 from cargan_tf.data.pipeline import batches_per_epoch, run_dataset
+from cargan_tf.data.sources import normalize_data
 from cargan_tf.distribute import check_batch, distribute_dataset, is_chief, make_strategy
 from cargan_tf.engines import make_engine, step_inputs
 from cargan_tf.errors import CarganError, ConfigError, RunFolderError
@@ -60,7 +61,10 @@ def reconcile_config(paths: runs.RunPaths, cfg: RunConfig) -> RunConfig:
 
     A new folder gets config.json. An existing one may change schedule keys (logged in
     config_history.jsonl); a change of identity keys is refused with the keys that differ.
+    A folder in `data` is stored absolute, so `c32`, `c32/` and `/abs/c32` are one source and
+    the run resumes from any working folder.
     """
+    cfg = cfg.replace(data=normalize_data(cfg.data))
     if paths.config.exists():
         try:
             old = RunConfig.from_json(paths.config.read_text(encoding="utf-8"))
@@ -68,15 +72,17 @@ def reconcile_config(paths: runs.RunPaths, cfg: RunConfig) -> RunConfig:
             raise RunFolderError(f"{paths.config} is not a readable run config ({err}); use "
                                  "a new run folder (--run-dir; run_name in the notebooks) or "
                                  "delete it") from err
-        changed = diff_identity(old, cfg)
+        changed = diff_identity(old.replace(data=normalize_data(old.data)), cfg)
         if changed:
             lines = "\n".join(f"  {k}: {a!r} (run) -> {b!r} (now)" for k, (a, b) in changed.items())
             raise ConfigError(
                 f"{paths.root} was trained with a different setup; resuming would mix two "
                 f"runs. Keys that differ:\n{lines}\nUse a new run folder (--run-dir; run_name "
-                "in the notebooks), or the run's own values. Schedule keys (epochs, learning "
-                "rates, intervals) may change.")
+                "in the notebooks), or the run's own values: `train --run-dir "
+                f"{paths.root}` with no --preset/--config resumes with them. Schedule keys "
+                "(epochs, learning rates, intervals) may change.")
         schedule = diff_schedule(old, cfg)
+        schedule.pop("progress", None)  # how the run is shown, not how it trains
         if schedule:
             runs.append_jsonl(paths.config_history, {
                 "time": _now(), "changed": {k: {"from": a, "to": b}
@@ -151,7 +157,8 @@ def load_images_for(cfg: RunConfig) -> np.ndarray:
     """Training images uint8 (N, S, S, C) for cfg.data (toycars, fashion_mnist, a folder...)."""
     from cargan_tf.data.sources import load_images
 
-    return load_images(cfg.data, cfg.image_size, cfg.channels, n=cfg.data_n, seed=cfg.seed)
+    return load_images(cfg.data, cfg.image_size, cfg.channels, n=cfg.data_n, seed=cfg.seed,
+                       progress=cfg.progress)
 
 
 class Trainer:
@@ -227,23 +234,47 @@ class Trainer:
 
     # ---- checkpoints -----------------------------------------------------------------------
     def restore_latest(self) -> bool:
-        """Continue from the newest complete checkpoint, if any; True if one was restored."""
+        """Continue from the newest checkpoint that reads back, if any; True if one was restored.
+
+        A damaged one (a file cut short by a full disk, say) is renamed damaged-<name> and the
+        one before it is used, so a run never stops on it or loses more than that interval.
+        """
         if self.is_chief:
             runs.remove_stale_checkpoints(self.paths, keep=0)
             runs.remove_stale_temp_files(self.paths)
-        latest = runs.latest_checkpoint(self.source)  # a non-chief worker reads the chief's
-        if latest is None:
-            if self.paths.history.exists():  # a run killed before its first checkpoint
-                runs.truncate_history(self.paths.history, 1, 0)
-            return False
-        state = runs.read_json(latest / "state.json")
-        self.checkpoint.read(str(latest / "weights")).assert_existing_objects_matched()
-        self.gan.set_learning_rates(self.cfg.lr_d, self.cfg.lr_g)  # schedule may have changed
-        self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
-        if self.paths.history.exists():
-            runs.truncate_history(self.paths.history, self.epoch, self.batch)
-        self.resumed_from = latest
-        return True
+        found = runs.list_checkpoints(self.source)  # a non-chief worker reads the chief's
+        for latest in reversed(found):
+            try:
+                state = runs.read_json(latest / "state.json")
+                self.checkpoint.read(str(latest / "weights")).assert_existing_objects_matched()
+                self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
+            except (OSError, ValueError, KeyError, IndexError, AssertionError,
+                    tf.errors.OpError) as err:
+                reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else \
+                    type(err).__name__
+                if not self.is_chief:
+                    raise RunFolderError(f"checkpoint {latest} cannot be read: {reason}") from err
+                aside = latest.with_name(f"damaged-{latest.name}")
+                shutil.rmtree(aside, ignore_errors=True)
+                latest.rename(aside)
+                print(f"checkpoint {latest.name} cannot be read ({reason}); moved it to "
+                      f"{aside.name} and trying the one before it", flush=True)
+                continue
+            self.gan.set_learning_rates(self.cfg.lr_d, self.cfg.lr_g)  # schedule may change
+            if self.paths.history.exists():
+                runs.truncate_history(self.paths.history, self.epoch, self.batch)
+            self.resumed_from = latest
+            if self.cfg.progress or len(found) > 1 and latest != found[-1]:
+                print(f"resuming from {latest.name}: epoch {self.epoch}, batch {self.batch}, "
+                      f"step {self.step}", flush=True)
+            return True
+        if found:
+            raise RunFolderError(f"no checkpoint in {self.paths.checkpoints} can be read (each "
+                                 "was renamed damaged-*): rerun to start this run over, or use "
+                                 "a new run folder")
+        if self.paths.history.exists():  # a run killed before its first checkpoint
+            runs.truncate_history(self.paths.history, 1, 0)
+        return False
 
     # ---- evaluation ------------------------------------------------------------------------
     def start_evaluation(self) -> None:

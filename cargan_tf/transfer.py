@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 
 from cargan_tf.errors import CarganError, ConfigError
-from cargan_tf.generate import load_generator, resolve_generator_path
+from cargan_tf.generate import load_generator, load_model_file, resolve_generator_path
 from cargan_tf.runs import RunPaths
 
 
@@ -54,8 +54,7 @@ def init_from(source: str | os.PathLike, generator: keras.Model, discriminator: 
     if ema_generator is not None:
         ema_generator.set_weights(generator.get_weights())
     if d_path is not None:
-        # load_generator loads any .keras model (compile=False), D included
-        copy_weights(load_generator(d_path), discriminator, "discriminator", d_path)
+        copy_weights(load_model_file(d_path), discriminator, "discriminator", d_path)
     return {"generator": str(g_path), "discriminator": str(d_path) if d_path else None}
 
 

@@ -1,8 +1,10 @@
 """The command line: help for every command, sample from a run, errors without tracebacks."""
 
+import json
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -108,3 +110,41 @@ def test_train_takes_a_step_budget_or_epochs(argv, steps, epochs):
 def test_bad_override_is_reported_without_traceback(capsys):
     assert cli.main(["train", "--smoke", "--set", "lr_gg=1"]) == 2
     assert "did you mean 'lr_g'" in capsys.readouterr().err
+
+
+def test_a_run_resumes_whatever_way_its_data_folder_is_written(tmp_path, monkeypatch):
+    from cargan_tf.cli import main
+    from cargan_tf.data import folders
+    from cargan_tf.data.toycars import draw_toycars
+
+    monkeypatch.chdir(tmp_path)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, car in enumerate(draw_toycars(40, 32, seed=0)[0]):
+        cv2.imwrite(str(photos / f"car_{i:02d}.png"), car[..., ::-1])
+    folders.prepare(photos, tmp_path / "c16", size=16, channels=3, progress=False)
+    base = ["train", "--preset", "aim64", "--smoke", "--no-progress", "--set", "jit_compile=off",
+            "--run-dir", "run"]
+    assert main([*base, "--data", "c16", "--epochs", "1"]) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["data"] == str(tmp_path / "c16")  # absolute: resumable from anywhere
+    assert main([*base, "--data", "c16/", "--epochs", "2"]) == 0  # tab completion's slash
+    assert main([*base, "--data", "./c16/../c16", "--epochs", "3"]) == 0
+    # from another folder, by the run's folder alone: the run's own config
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["train", "--run-dir", str(tmp_path / "run"), "--epochs", "4",
+                 "--no-progress"]) == 0
+    rows = (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]
+    assert {int(r.split(",")[0]) for r in rows} == {1, 2, 3, 4}
+
+
+def test_train_with_a_missing_or_broken_config_is_a_clear_error(tmp_path, capsys):
+    from cargan_tf.cli import main
+
+    assert main(["train", "--config", str(tmp_path / "nofile.json")]) == 2
+    assert "cannot read the config" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    assert main(["train", "--config", str(tmp_path / "bad.json")]) == 2
+    assert "is not a cargan_tf config.json" in capsys.readouterr().err

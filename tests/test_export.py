@@ -181,3 +181,16 @@ def test_formats_are_read_as_a_user_types_them(tiny_run, tmp_path):
     with pytest.raises(ex.CarganError, match=r"unknown export format\(s\) \['onnx'\]"):
         ex.export(tiny_run, tmp_path, ("keras", " onnx"), verbose=False)
     assert ex.FORMAT_ALIASES["tflite"] == "litert"
+
+
+def test_a_discriminator_or_an_export_given_as_the_generator_is_a_clear_error(
+        exported, tiny_run, capsys):
+    out, _ = exported
+    assert main(["sample", str(tiny_run / "discriminator.keras"), "--n", "1"]) == 2
+    assert "is not a generator" in capsys.readouterr().err
+    assert main(["sample", str(out / ex.KERAS_FILE), "--n", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "serving export" in err or "could not load" in err
+    assert "pass the run folder or its generator.keras" in err
+    # the export itself still serves
+    assert ex.load_serving_model(out / ex.KERAS_FILE).images_for_seed(3, 1).dtype == np.uint8

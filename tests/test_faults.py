@@ -132,3 +132,25 @@ def test_divergence_restart_lowers_learning_rates(tmp_path, monkeypatch):
     assert log[-1]["changed"]["lr_d"] == {"from": cfg.lr_d, "to": cfg.lr_d / 2}
     positions = [(r["epoch"], r["batch"]) for r in runs.read_history(tmp_path / "history.csv")]
     assert positions == [(e, b) for e in (1, 2) for b in range(STEPS)]
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, capsys):
+    from cargan_tf.train import Trainer, train
+
+    run_dir = tmp_path / "run"
+    train(tiny_config(progress=False, epochs=2), run_dir)
+    older, newest = runs.list_checkpoints(runs.RunPaths(run_dir))[-2:]
+    data = next(newest.glob("weights.data-*"))
+    data.write_bytes(data.read_bytes()[:10])  # cut short, as by a full disk
+    trainer = Trainer(tiny_config(progress=False, epochs=3), run_dir)
+    assert trainer.restore_latest() and trainer.resumed_from == older
+    assert "cannot be read" in capsys.readouterr().out
+    assert (newest.parent / f"damaged-{newest.name}").is_dir() and not newest.exists()
+    assert runs.latest_checkpoint(runs.RunPaths(run_dir)) == older
+    state = runs.read_json(older / "state.json")
+    assert (trainer.epoch, trainer.batch) == (state["epoch"], state["batch"])
+    # every checkpoint unreadable: one clear error, nothing silently started over
+    for ckpt in runs.list_checkpoints(runs.RunPaths(run_dir)):
+        (ckpt / "state.json").write_text("{not json")
+    with pytest.raises(RunFolderError, match="no checkpoint in .* can be read"):
+        Trainer(tiny_config(progress=False, epochs=3), run_dir).restore_latest()

@@ -27,9 +27,10 @@ def register(subparsers) -> None:
     p.add_argument("--data", default=None,
                    help="toycars (drawn on the fly, no download), fashion_mnist, a prepared "
                         "cache folder or a folder of images; default: the preset's")
-    p.add_argument("--preset", default="quick32", choices=sorted(PRESETS),
-                   help="a well-known recipe: aim64 (64x64 cars, 5x5 kernels), dcgan64 (PyTorch "
-                        "DCGAN), selu128 (128x128 SELU), fashion28 (Fashion-MNIST), quick32 "
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                   help="default: the run's own config when --run-dir already holds a run, "
+                        "else quick32. A well-known recipe: aim64 (64x64 cars, 5x5 kernels), "
+                        "dcgan64 (PyTorch DCGAN), selu128 (128x128 SELU), fashion28 (Fashion-MNIST), quick32 "
                         "(the CPU quickstart: 10-14 minutes on 2 cores), small32 (quick32 with "
                         "adaptive augmentation for a few hundred images; keeps up to 400: "
                         "--set data_n=N for more)")
@@ -60,11 +61,25 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _read_config(path: Path) -> RunConfig:
+    try:
+        return RunConfig.from_json(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(f"cannot read the config {path}: {err.strerror or err}") from err
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{path} is not a cargan_tf config.json ({err})") from err
+
+
 def config_from_args(args) -> RunConfig:
+    own = Path(args.run_dir) / "config.json" if args.run_dir else None
     if args.config:
-        cfg = RunConfig.from_json(Path(args.config).read_text(encoding="utf-8"))
+        cfg = _read_config(Path(args.config))
+    elif args.preset is None and own is not None and own.is_file():
+        # `train --run-dir RUN [--epochs N]` resumes with the run's own setup
+        cfg = _read_config(own)
+        print(f"resuming with the run's own config: {own}", flush=True)
     else:
-        cfg = preset(args.preset)
+        cfg = preset(args.preset or "quick32")
     if args.smoke:  # first, so explicit flags (--epochs 3 --smoke) still win
         cfg = smoke(cfg)
     overrides = dict(parse_override(text) for text in args.set)

@@ -41,6 +41,18 @@ _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 
 NAMED_SOURCES = ("toycars", "fashion_mnist", "stanford_cars", "stanford_cars_cropped")
 
 
+def normalize_data(data: str) -> str:
+    """`data` with its folder made absolute and tidy (c32, c32/, ./c32 and /abs/c32 are one
+    source; ~ expanded), so a run records where its images are wherever it was started from.
+    Names (toycars, fashion_mnist) stay as they are; fashion_mnist:FOLDER gets FOLDER tidied."""
+    if not data:
+        return data
+    name, sep, rest = data.partition(":")
+    if name in NAMED_SOURCES:
+        return f"{name}:{os.path.abspath(os.path.expanduser(rest))}" if sep and rest else data
+    return os.path.abspath(os.path.expanduser(data))
+
+
 def describe_sources() -> str:
     """What `data` may be, one line each (for CLI help and error messages)."""
     return (
@@ -66,6 +78,7 @@ def load_images(
     seed: int = 0,
     cache_dir: str | None = None,
     fit: str = "center_crop",
+    progress: bool = True,
 ) -> np.ndarray:
     """Training images for `data` (see describe_sources): uint8 (N, size, size, channels),
     RGB for channels=3, grayscale for 1, values 0..255.
@@ -75,6 +88,7 @@ def load_images(
     cache_dir: the folder under which raw image folders are prepared (default
     $CARGAN_CACHE_DIR or the system temp folder); re-runs reuse it incrementally.
     fit: how non-square photos become square (center_crop, pad, stretch), for folders.
+    progress: a progress bar while a folder is prepared.
     """
     name, sep, rest = data.partition(":")
     if name == "toycars" and not sep:
@@ -93,7 +107,7 @@ def load_images(
             )
         images = load_stanford_cars(
             rest, crop_to_box=name == "stanford_cars_cropped", size=size, channels=channels,
-            fit=fit, cache_dir=cache_dir,
+            fit=fit, cache_dir=cache_dir, progress=progress,
         )
         return _subset(images, n, seed)
 
@@ -110,7 +124,7 @@ def load_images(
     if _find_idx_files(path):
         images, _ = load_fashion_mnist(path)
         return _to_size(_subset(images, n, seed), size, channels)  # subset first: less to resize
-    images = _prepare_folder(path, size, channels, fit, cache_dir)
+    images = _prepare_folder(path, size, channels, fit, cache_dir, progress=progress)
     return _subset(images, n, seed)
 
 
@@ -149,10 +163,11 @@ def cache_folder_for(
 
 def _prepare_folder(
     src: Path, size: int, channels: int, fit: str, cache_dir: str | None,
-    boxes: dict | None = None, tag: str = "",
+    boxes: dict | None = None, tag: str = "", progress: bool = True,
 ) -> np.ndarray:
     dst = cache_folder_for(src, size, channels, fit, cache_dir, tag)
-    result = folders.prepare(src, dst, size=size, channels=channels, fit=fit, boxes=boxes)
+    result = folders.prepare(src, dst, size=size, channels=channels, fit=fit, boxes=boxes,
+                             progress=progress)
     print(result.summary(), f"(report: {result.report_path})")
     return folders.load_cache(dst)
 
@@ -426,6 +441,7 @@ def load_stanford_cars(
     channels: int = 3,
     fit: str = "center_crop",
     cache_dir: str | None = None,
+    progress: bool = True,
 ) -> np.ndarray:
     """Stanford Cars photos from its train folder: uint8 (N, size, size, channels) RGB/gray.
 
@@ -437,7 +453,7 @@ def load_stanford_cars(
     """
     train_dir = Path(train_dir).expanduser()
     if not crop_to_box:
-        return _prepare_folder(train_dir, size, channels, fit, cache_dir)
+        return _prepare_folder(train_dir, size, channels, fit, cache_dir, progress=progress)
     if not train_dir.is_dir():
         raise DataError(f"Stanford Cars train folder {train_dir} does not exist; check the path")
     ann_path = Path(annotations).expanduser() if annotations else _find_annotations(train_dir)
@@ -458,4 +474,5 @@ def load_stanford_cars(
             f"files like {example!r}); is it the annotation file for this folder?"
         )
     tag = "boxes-" + hashlib.blake2b(str(ann_path.resolve()).encode(), digest_size=3).hexdigest()
-    return _prepare_folder(train_dir, size, channels, fit, cache_dir, boxes=boxes, tag=tag)
+    return _prepare_folder(train_dir, size, channels, fit, cache_dir, boxes=boxes, tag=tag,
+                           progress=progress)
