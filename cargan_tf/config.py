@@ -240,8 +240,30 @@ class RunConfig:
             raise bad("ema_decay", "use 0 (off) or a decay in (0, 1), e.g. 0.999")
         if self.g_noise_multiplier < 1:
             raise bad("g_noise_multiplier", "use 1 or more")
-        if self.batch_size < 1 or self.epochs < 0 or self.latent_dim < 1:
-            raise ConfigError("batch_size and latent_dim must be >= 1 and epochs >= 0")
+        for key in ("batch_size", "latent_dim", "base_filters", "max_filters", "kernel_size",
+                    "grid_size", "eval_n"):
+            if getattr(self, key) < 1:
+                raise bad(key, "use a whole number >= 1")
+        for key in ("epochs", "seed", "checkpoint_every_epochs", "eval_every_epochs"):
+            if getattr(self, key) < 0:
+                raise bad(key, "use a whole number >= 0")
+        if self.seed >= 2**32:
+            raise bad("seed", "use a whole number from 0 to 2**32 - 1")
+        if self.keep_checkpoints < 0:
+            raise bad("keep_checkpoints", "use 0 (keep all) or the number of newest to keep")
+        if self.data_n is not None and self.data_n < 1:
+            raise bad("data_n", "use a number of images >= 1, or none for all of them")
+        for key in ("lr_d", "lr_g"):
+            if not 0.0 < getattr(self, key) <= 1.0:
+                raise bad(key, "use a positive learning rate up to 1, e.g. 2e-4")
+        if not 0.0 <= self.beta_1 < 1.0:
+            raise bad("beta_1", "use a number in [0, 1), e.g. 0.5")
+        if not 0.0 <= self.dropout < 1.0:
+            raise bad("dropout", "use a rate in [0, 1), e.g. 0.3")
+        if self.l2_alpha < 0:
+            raise bad("l2_alpha", "use 0 (off) or a positive weight, e.g. 5e-4")
+        if self.checkpoint_every_minutes < 0:
+            raise bad("checkpoint_every_minutes", "use 0 (off) or a number of minutes")
         if self.steps < 0:
             raise bad("steps", "use 0 (train for `epochs`) or a number of generator steps")
         if self.samples_every_epochs < 0 or self.samples_every_batches < 0:
@@ -250,7 +272,10 @@ class RunConfig:
         if int(self.grid_size**0.5) ** 2 != self.grid_size:
             raise bad("grid_size", "use a square number (16, 25, 36, 64)")
         for key in ("real_label_range", "fake_label_range"):
-            lo, hi = getattr(self, key)
+            value = getattr(self, key)
+            if not isinstance(value, (tuple, list)) or len(value) != 2:
+                raise bad(key, "use two numbers low,high, e.g. 0.8,1.0")
+            lo, hi = value
             if not 0.0 <= lo <= hi <= 1.0:
                 raise bad(key, "use two numbers 0 <= low <= high <= 1")
 
@@ -334,6 +359,9 @@ def length_overrides(epochs: int | None = None, steps: int | None = None) -> dic
     """Overrides for a training length a user asked for (None: the preset's). Epochs alone
     clear a preset's step budget (small32), so the epochs asked for are what trains."""
     overrides: dict[str, int] = {}
+    if epochs is not None and steps is not None:
+        raise ConfigError(f"epochs {epochs} and steps {steps}: give one length, not both "
+                          "(steps trains whole epochs up to that many generator steps)")
     if epochs is not None:
         overrides.update(epochs=epochs, steps=0)
     if steps is not None:

@@ -639,23 +639,32 @@ def load_discriminator(run_or_file: str | os.PathLike | None):
         raise CarganError(f"could not load {path} as a Keras model: {err}") from err
 
 
-def read_image(path: str | os.PathLike, size: int, channels: int, resize: bool = False
-               ) -> np.ndarray:
+def read_image(path: str | os.PathLike, size: int, channels: int, resize: bool = False,
+               wanted: str | None = None) -> np.ndarray:
     """An image file as uint8 (size, size, channels) RGB or gray.
 
     resize: centre-crop to a square and resize (area) to size; otherwise a different size is a
-    CarganError.
+    CarganError, which says what needs the size (`wanted`, default: the generator).
     """
+    from cargan_tf.data.folders import explain_undecodable, jpeg_is_truncated
+
     path = Path(path)
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR if channels == 3 else cv2.IMREAD_GRAYSCALE)
+    if not path.is_file():
+        raise CarganError(f"{path} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
+    data = np.frombuffer(path.read_bytes(), np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR if channels == 3 else cv2.IMREAD_GRAYSCALE)
     if image is None:
-        raise CarganError(f"could not read {path} as an image")
+        raise CarganError(f"could not read {path} as an image: {explain_undecodable(data)}")
+    if jpeg_is_truncated(data):
+        raise CarganError(f"{path} is a JPEG cut short (the end of the file is missing): "
+                          "copy it again")
     if channels == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     if image.shape[:2] != (size, size):
         if not resize:
-            raise CarganError(f"{path} is {image.shape[1]}x{image.shape[0]} but the generator "
-                              f"works at {size}x{size}: pass --resize, or resize it first")
+            raise CarganError(f"{path} is {image.shape[1]}x{image.shape[0]} but "
+                              f"{wanted or 'the generator works at'} {size}x{size}: pass "
+                              "--resize, or resize it first")
         h, w = image.shape[:2]
         side = min(h, w)
         top, left = (h - side) // 2, (w - side) // 2

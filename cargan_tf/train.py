@@ -184,6 +184,10 @@ class Trainer:
         self.steps_per_epoch = batches_per_epoch(len(self.images), cfg.batch_size,
                                                  cfg.drop_remainder)
         cfg = epochs_for_steps(cfg, self.steps_per_epoch)
+        if cfg.steps and cfg.progress and cfg.epochs * self.steps_per_epoch != cfg.steps:
+            print(f"a budget of {cfg.steps} steps is {cfg.epochs} whole epochs of "
+                  f"{self.steps_per_epoch} batches: {cfg.epochs * self.steps_per_epoch} steps",
+                  flush=True)
         if self.is_chief:
             self.paths = self.source
             self.paths.create()
@@ -264,7 +268,7 @@ class Trainer:
             if self.paths.history.exists():
                 runs.truncate_history(self.paths.history, self.epoch, self.batch)
             self.resumed_from = latest
-            if self.cfg.progress or len(found) > 1 and latest != found[-1]:
+            if self.is_chief:  # one line, even without a progress bar
                 print(f"resuming from {latest.name}: epoch {self.epoch}, batch {self.batch}, "
                       f"step {self.step}", flush=True)
             return True
@@ -412,6 +416,11 @@ class Trainer:
         self.start_evaluation()
         previous = runs.read_json(self.paths.run_info) if self.paths.run_info.exists() else {}
         initialised = initialised or previous.get("initialised_from")  # kept across resumes
+        if self.resumed_from and previous.get("n_images") not in (None, len(self.images)):
+            # e.g. photos added to the data folder: allowed, but the epochs change meaning
+            print(f"note: the data now has {len(self.images)} images ({previous['n_images']} "
+                  f"when this run last trained); epochs from here go over the new set",
+                  flush=True)
         runs.write_json_atomic(self.paths.run_info, {
             **run_info(cfg, self.strategy.num_replicas_in_sync if self.strategy else 1),
             "updated": _now(),

@@ -97,7 +97,6 @@ def test_gif_frames_are_thinned_evenly_keeping_first_and_last(tiny_run, tmp_path
     (["--preset", "small32"], 12288, None),
     (["--preset", "small32", "--epochs", "10"], 0, 10),          # epochs win over the budget
     (["--preset", "quick32", "--steps", "500"], 500, None),
-    (["--preset", "small32", "--epochs", "10", "--steps", "60"], 60, 10),
 ])
 def test_train_takes_a_step_budget_or_epochs(argv, steps, epochs):
     from cargan_tf.commands.train import config_from_args
@@ -107,12 +106,17 @@ def test_train_takes_a_step_budget_or_epochs(argv, steps, epochs):
     assert cfg.steps == steps and (epochs is None or cfg.epochs == epochs)
 
 
+def test_train_refuses_both_epochs_and_steps(capsys):
+    assert cli.main(["train", "--preset", "small32", "--epochs", "10", "--steps", "60"]) == 2
+    assert "give one length, not both" in capsys.readouterr().err
+
+
 def test_bad_override_is_reported_without_traceback(capsys):
     assert cli.main(["train", "--smoke", "--set", "lr_gg=1"]) == 2
     assert "did you mean 'lr_g'" in capsys.readouterr().err
 
 
-def test_a_run_resumes_whatever_way_its_data_folder_is_written(tmp_path, monkeypatch):
+def test_a_run_resumes_whatever_way_its_data_folder_is_written(tmp_path, monkeypatch, capsys):
     from cargan_tf.cli import main
     from cargan_tf.data import folders
     from cargan_tf.data.toycars import draw_toycars
@@ -130,12 +134,20 @@ def test_a_run_resumes_whatever_way_its_data_folder_is_written(tmp_path, monkeyp
     assert config["data"] == str(tmp_path / "c16")  # absolute: resumable from anywhere
     assert main([*base, "--data", "c16/", "--epochs", "2"]) == 0  # tab completion's slash
     assert main([*base, "--data", "./c16/../c16", "--epochs", "3"]) == 0
+    # photos added and prepared again: the run goes on over the new set, and says so
+    for i, car in enumerate(draw_toycars(8, 32, seed=1)[0]):
+        cv2.imwrite(str(photos / f"more_{i}.png"), car[..., ::-1])
+    folders.prepare(photos, tmp_path / "c16", size=16, channels=3, progress=False)
+    capsys.readouterr()
     # from another folder, by the run's folder alone: the run's own config
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     assert main(["train", "--run-dir", str(tmp_path / "run"), "--epochs", "4",
                  "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming with the run's own config" in out and "resuming from ckpt-" in out
+    assert "the data now has 48 images (40 when this run last trained)" in out
     rows = (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]
     assert {int(r.split(",")[0]) for r in rows} == {1, 2, 3, 4}
 
@@ -148,3 +160,22 @@ def test_train_with_a_missing_or_broken_config_is_a_clear_error(tmp_path, capsys
     (tmp_path / "bad.json").write_text("[1, 2]")
     assert main(["train", "--config", str(tmp_path / "bad.json")]) == 2
     assert "is not a cargan_tf config.json" in capsys.readouterr().err
+
+
+def test_simple_mistakes_are_one_line_errors_not_tracebacks(tiny_run, tmp_path, capsys):
+    from cargan_tf.cli import main
+
+    a_file = tmp_path / "config.json"
+    a_file.write_text("{}")
+    for argv, message in [
+        (["sample", str(tiny_run), "--n", "2", "--out", str(tmp_path / "pic.png")],
+         "need a folder, not a file name"),
+        (["sample", str(tiny_run), "--grid", "--out", str(tmp_path / "g.jpg")],
+         "written as PNG"),
+        (["gif", str(tiny_run), "--seconds-per-frame", "-1"], "use a positive number"),
+        (["export", str(tiny_run), "--out", str(a_file)], "is a file"),
+        (["serve", str(tiny_run), "--port", "99999"], "use 1..65535"),
+    ]:
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    assert not (tmp_path / "pic.png").exists() and not (tmp_path / "g.jpg").exists()

@@ -113,3 +113,17 @@ def test_importing_cargan_tf_turns_on_onednn_unless_told_not_to(env, expected):
     out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == expected
+
+
+@pytest.mark.parametrize("override,key", [
+    ("data_n=-5", "data_n"), ("seed=-1", "seed"), ("kernel_size=0", "kernel_size"),
+    ("dropout=2", "dropout"), ("real_label_range=0.8", "real_label_range"),
+    ("lr_g=-1", "lr_g"), ("keep_checkpoints=-1", "keep_checkpoints"),
+    ("batch_size=0", "batch_size"), ("latent_dim=0", "latent_dim"), ("epochs=-3", "epochs"),
+])
+def test_a_bad_value_names_its_key(override, key):
+    from cargan_tf.config import parse_override, preset
+
+    k, value = parse_override(override)
+    with pytest.raises(ConfigError, match=f"^{key}=.* is not valid"):
+        preset("quick32").replace(**{k: value})

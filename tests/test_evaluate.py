@@ -274,3 +274,25 @@ def test_baseline_lines_compare_only_like_with_like(tmp_path):
     base.write_text("{}")
     with pytest.raises(CarganError, match="not a readable metrics.json"):
         evaluate.baseline_lines(result, base)
+
+
+def test_evaluate_command_checks_its_arguments_before_scoring(
+        tiny_run, tmp_path, no_inception_weights, monkeypatch, capsys):
+    from cargan_tf.cli import main
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("scored before the arguments were checked")
+
+    monkeypatch.setattr(evaluate, "evaluate_run", no_scoring)
+    bad_baseline = tmp_path / "base.json"
+    bad_baseline.write_text("{}")
+    file_in_the_way = tmp_path / "a_file"
+    file_in_the_way.write_text("x")
+    for argv, message in [
+        (["--features", "inception"], "no InceptionV3 weights"),
+        (["--baseline", str(bad_baseline)], "not a readable metrics.json"),
+        (["--out", str(file_in_the_way / "m.json")], "cannot create"),
+        (["--out", str(tmp_path)], "is a folder"),
+    ]:
+        assert main(["evaluate", str(tiny_run), "--n", "10", *argv]) == 2, argv
+        assert message in capsys.readouterr().err, argv

@@ -314,3 +314,22 @@ def test_read_folder_searches_subfolders_and_skips_what_it_cannot_read(tmp_path)
         inpaint.read_folder(tmp_path / "empty", 16, 3, n=5)
     with pytest.raises(CarganError, match="does not exist"):
         inpaint.read_folder(tmp_path / "nowhere", 16, 3, n=5)
+
+
+def test_read_image_says_what_is_wrong_with_the_file(tmp_path):
+    with pytest.raises(CarganError, match="does not exist"):
+        inpaint.read_image(tmp_path / "nowhere.png", 16, 3)
+    photo = np.random.default_rng(0).integers(0, 256, (40, 40, 3), np.uint8)
+    ok, jpeg = cv2.imencode(".jpg", photo)
+    for name, cut in (("half.jpg", len(jpeg) // 2), ("no_end.jpg", len(jpeg) - 2)):
+        (tmp_path / name).write_bytes(jpeg.tobytes()[:cut])  # no end-of-image marker
+        with pytest.raises(CarganError, match="truncated|cut short"):
+            inpaint.read_image(tmp_path / name, 40, 3)
+    (tmp_path / "text.png").write_text("not a picture")
+    with pytest.raises(CarganError, match="could not read .*text.png as an image"):
+        inpaint.read_image(tmp_path / "text.png", 16, 3)
+    cv2.imwrite(str(tmp_path / "small.png"), photo[:16, :16])
+    with pytest.raises(CarganError, match="16x16 but a --degraded sr4 observation for this "
+                                          "32x32 generator is 8x8"):
+        inpaint.read_image(tmp_path / "small.png", 8, 3,
+                           wanted="a --degraded sr4 observation for this 32x32 generator is")

@@ -4,6 +4,8 @@ coverage) against real images and write metrics.json."""
 from __future__ import annotations
 
 import argparse
+import json
+import os
 from pathlib import Path
 
 from cargan_tf.errors import CarganError
@@ -50,12 +52,43 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def check_baseline(path: str) -> None:
+    try:
+        float(json.loads(Path(path).read_text(encoding="utf-8"))["fid"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CarganError(f"--baseline {path}: not a readable metrics.json with a fid ({err}); "
+                          "make one with `python -m cargan_tf evaluate RUN --out FILE`") from err
+
+
+def check_writable(out: Path) -> None:
+    if out.is_dir():
+        raise CarganError(f"--out {out} is a folder: give a file name, e.g. {out / 'metrics.json'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CarganError(f"--out {out}: cannot create {out.parent} "
+                          f"({err.strerror or err})") from err
+    if not os.access(out.parent, os.W_OK):
+        raise CarganError(f"--out {out}: {out.parent} is not writable")
+
+
 def run(args) -> int:
     if args.n < 2:
         raise CarganError(f"--n {args.n}: use at least 2 (5000 for numbers to compare)")
     if args.baseline and not Path(args.baseline).is_file():
         raise CarganError(f"--baseline {args.baseline}: no such file (a metrics.json of the "
                           "reference run)")
+    if args.features == "inception" and not args.allow_download:
+        # asked for by name: no quiet fallback to pixel features (the training loop has one)
+        from cargan_tf.features import find_inception_weights, inception_weights_missing_message
+
+        found = find_inception_weights(args.inception_weights)
+        if found is None or not found.is_file():
+            raise CarganError(f"--features inception: {inception_weights_missing_message()}")
+    if args.baseline:  # checked before minutes of scoring, not after
+        check_baseline(args.baseline)
+    if args.out:
+        check_writable(Path(args.out))
     from cargan_tf.evaluate import baseline_lines, evaluate_run, summary_lines
 
     result, path = evaluate_run(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from cargan_tf.errors import CarganError
 
 FORMATS = ("keras", "savedmodel", "litert")  # cargan_tf.export.FORMATS, without importing it here
@@ -26,10 +28,12 @@ def register(subparsers) -> None:
 def run(args) -> int:
     formats = tuple(args.format or ["all"])
     formats = FORMATS if "all" in formats else tuple(dict.fromkeys(formats))
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise CarganError(f"--out {args.out} is a file: give a folder for the exports")
     from cargan_tf.export import export
 
     report = export(args.generator, args.out, formats)
-    if not report["ok"]:  # an earlier export in the same folder failed its check
-        raise CarganError(f"some exports in {args.out} are outside their tolerance: "
-                          "see its export_report.json")
+    if not report["ok"]:  # an earlier export in the same folder is stale or failed its check
+        raise CarganError(f"some exports in {args.out} do not match this generator (STALE or "
+                          "FAILED above): export them again, e.g. --format all")
     return 0

@@ -33,6 +33,11 @@ def run(args) -> int:
         raise CarganError(f"--every {args.every}: use 1 or more")
     if args.max_frames < 0:
         raise CarganError(f"--max-frames {args.max_frames}: use 0 (all) or more")
+    if not args.seconds_per_frame > 0:
+        raise CarganError(f"--seconds-per-frame {args.seconds_per_frame}: use a positive "
+                          "number, e.g. 0.5")
+    if args.max_side is not None and args.max_side < 16:
+        raise CarganError(f"--max-side {args.max_side}: use 16 pixels or more")
     frames = [p for i, p in enumerate(frames)
               if i % args.every == 0 or i == len(frames) - 1]
     frames = viz.thin_frames(frames, args.max_frames)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from cargan_tf.errors import CarganError
@@ -49,7 +50,8 @@ def output_paths(out: str) -> tuple[Path, Path, Path]:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "inpaint", help="fill a hole in an image by searching the generator's latent space",
+        "inpaint", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="fill a hole in an image by searching the generator's latent space",
         description="Semantic inpainting (Yeh et al. 2017): find the latent whose image best "
                     "matches the known pixels around the hole (plus the discriminator's "
                     "realism score), then blend its pixels into the hole. Writes the result and "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cargan_tf.errors import CarganError
+
 # folders.FITS, spelled out so that `--help` does not import OpenCV.
 FITS = ("center_crop", "pad", "stretch")
 
@@ -43,6 +45,12 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from cargan_tf.data.folders import prepare
+
+    if args.workers is not None and args.workers < 1:
+        raise CarganError(f"--workers {args.workers}: use 1 or more (default: 4 per CPU core)")
+    if args.size & (args.size - 1) or args.size < 16:
+        print(f"note: --size {args.size} is not a power of two >= 16; training needs one "
+              "(16, 32, 64, 128)", flush=True)
 
     result = prepare(args.src, args.dst, size=args.size, channels=args.channels, fit=args.fit,
                      workers=args.workers, progress=not args.no_progress)

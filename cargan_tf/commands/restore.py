@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from cargan_tf.commands.inpaint import add_search_arguments, output_paths
 from cargan_tf.errors import CarganError
 from cargan_tf.inpaint import OPERATORS
@@ -9,7 +11,8 @@ from cargan_tf.inpaint import OPERATORS
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "restore", help="recover a noisy, blurred, low-resolution or incomplete image",
+        "restore", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="recover a noisy, blurred, low-resolution or incomplete image",
         description="Restoration through the generator (Bora et al. 2017): find the latent z "
                     "whose image, put through the degradation A, best matches the observation "
                     "(|A(G(z)) - y|^2). By default the image is a clean one that is degraded "
@@ -48,7 +51,10 @@ def run(args) -> int:
     f = degradation.factor
     if args.degraded:
         original = None
-        observed = inpaint.read_image(args.image, size // f, channels, resize=args.resize)[None]
+        observed = inpaint.read_image(
+            args.image, size // f, channels, resize=args.resize,
+            wanted=f"a --degraded {args.operator} observation for this {size}x{size} generator "
+                   "is")[None]
         known = None
     else:
         original = inpaint.read_image(args.image, size, channels, resize=args.resize)[None]

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from cargan_tf.errors import CarganError
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -28,11 +30,20 @@ def run(args) -> int:
         raise CarganError(f"--n {args.n}: use 1..1024")
     if args.seed < 0:
         raise CarganError(f"--seed {args.seed}: use a non-negative integer")
+    out = Path(args.out)
+    one_file = args.grid or args.interpolate_to is not None
+    if out.suffix.lower() in IMAGE_SUFFIXES and (out.suffix != ".png" or not one_file):
+        raise CarganError(
+            f"--out {out}: " + ("the grid and the strip are written as PNG: give a .png path "
+                                "or a folder" if one_file else
+                                f"{args.n} images need a folder, not a file name (or add "
+                                "--grid for one picture)"))
+    if out.exists() and not out.is_dir() and not one_file:
+        raise CarganError(f"--out {out} is a file: give a folder for the images")
     from cargan_tf import viz
     from cargan_tf.generate import images_for_seed, interpolation_images, load_generator
 
     generator = load_generator(args.generator)
-    out = Path(args.out)
     if args.interpolate_to is not None:
         images = interpolation_images(generator, args.seed, args.interpolate_to, max(2, args.n))
         path = out if out.suffix == ".png" else out / f"interp_{args.seed}_{args.interpolate_to}.png"
@@ -50,5 +61,5 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for i, image in enumerate(images):
         viz.save_png(out / f"seed{args.seed}_{i:04d}.png", image)
-    print(f"{len(images)} images in {out}")
+    print(f"{len(images)} image{'s' if len(images) != 1 else ''} in {out}")
     return 0

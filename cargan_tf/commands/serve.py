@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cargan_tf.errors import CarganError
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -24,6 +26,8 @@ def run(args) -> int:
     from cargan_tf.export import load_serving_model
     from cargan_tf.serve import make_server
 
+    if not 0 <= args.port <= 65535:
+        raise CarganError(f"--port {args.port}: use 1..65535 (0: any free port)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")  # one line a request
     model = load_serving_model(args.generator)
     server = make_server(model, args.host, args.port)

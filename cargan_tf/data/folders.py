@@ -717,9 +717,15 @@ def _default_workers() -> int:
     return min(16, 4 * _usable_cores())
 
 
+MAX_SIZE = 2048  # pixels a side: beyond this a cache is gigabytes for a handful of photos
+
+
 def _validate_options(size: int, channels: int, fit: str) -> None:
     if not isinstance(size, int) or size < 1:
         raise DataError(f"size must be a positive number of pixels, got {size!r}")
+    if size > MAX_SIZE:
+        raise DataError(f"size {size} is larger than {MAX_SIZE} pixels: the GAN presets train "
+                        "at 16 to 128 (a power of two)")
     if channels not in (1, 3):
         raise DataError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
     if fit not in FITS:

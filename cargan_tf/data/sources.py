@@ -428,7 +428,9 @@ def _find_annotations(train_dir: Path) -> Path:
     raise DataError(
         f"no annotations found for {train_dir}: looked for "
         f"{', '.join(STANFORD_ANNOTATION_NAMES)} in it, beside it and in devkit/; "
-        "pass annotations=PATH"
+        "copy the annotation file (cars_train_annos.mat or a CSV of boxes) into one of those "
+        "places, pass annotations=PATH to load_stanford_cars, or use stanford_cars:DIR for "
+        "whole photos"
     )
 
 
