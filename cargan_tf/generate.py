@@ -48,9 +48,41 @@ def load_model_file(run_or_file: str | os.PathLike):
                           f"{_EXPORTS_HINT}") from err
 
 
+def generator_from_checkpoint(run_dir: str | os.PathLike):
+    """The generator of a run's newest checkpoint (its EMA copy when the run keeps one, as
+    generator.keras would hold): a run still training, or stopped early, can be sampled."""
+    import tensorflow as tf
+
+    from cargan_tf.config import RunConfig
+    from cargan_tf.models import build_generator, precision_policy
+    from cargan_tf.runs import latest_checkpoint, read_json
+
+    paths = RunPaths(run_dir)
+    latest = latest_checkpoint(paths)
+    if latest is None or not paths.config.exists():
+        raise CarganError(f"{run_dir} has no generator.keras and no checkpoint yet: train it "
+                          "for an epoch first, or pass a .keras file")
+    cfg = RunConfig.from_json(paths.config.read_text(encoding="utf-8"))
+    with precision_policy(cfg.precision):
+        generator = build_generator(cfg)
+    name = "ema_generator" if cfg.ema_decay else "generator"
+    status = tf.train.Checkpoint(**{name: generator}).read(str(latest / "weights"))
+    status.expect_partial()  # D and the optimizers are in there too
+    status.assert_existing_objects_matched()
+    state = read_json(latest / "state.json")
+    print(f"{run_dir} has no generator.keras yet: using the {name.replace('_', ' ')} of "
+          f"checkpoint {latest.name} (epoch {state['epoch']}, batch {state['batch']})",
+          flush=True)
+    return generator
+
+
 def load_generator(run_or_file: str | os.PathLike):
     """The keras generator from a run folder or .keras file (compile=False: inference only).
+    A run folder without generator.keras (training unfinished) gives its newest checkpoint's.
     A discriminator or a serving export given by mistake is a CarganError that says so."""
+    run = Path(run_or_file)
+    if run.is_dir() and not RunPaths(run).generator.exists():
+        return generator_from_checkpoint(run)
     model = load_model_file(run_or_file)
     path = resolve_generator_path(run_or_file)
     inputs, outputs = model.input_shape, model.output_shape

@@ -179,3 +179,24 @@ def test_simple_mistakes_are_one_line_errors_not_tracebacks(tiny_run, tmp_path, 
         assert main(argv) == 2, argv
         assert message in capsys.readouterr().err, argv
     assert not (tmp_path / "pic.png").exists() and not (tmp_path / "g.jpg").exists()
+
+
+def test_a_run_without_generator_keras_samples_from_its_newest_checkpoint(
+        tiny_run, tmp_path, capsys):
+    import shutil
+
+    from cargan_tf.generate import images_for_seed, load_generator
+
+    run = tmp_path / "unfinished"
+    shutil.copytree(tiny_run, run)
+    (run / "generator.keras").unlink()  # as when the runtime died before the end
+    from_checkpoint = images_for_seed(load_generator(run), 5, 4)
+    assert "no generator.keras yet: using the generator of checkpoint ckpt-" in \
+        capsys.readouterr().out
+    # the last checkpoint holds the final weights: the same images as generator.keras
+    assert (from_checkpoint == images_for_seed(load_generator(tiny_run), 5, 4)).all()
+    assert cli.main(["sample", str(run), "--n", "2", "--out", str(tmp_path / "out")]) == 0
+    assert len(list((tmp_path / "out").glob("*.png"))) == 2
+    shutil.rmtree(run / "checkpoints")
+    assert cli.main(["sample", str(run), "--n", "2"]) == 2
+    assert "no generator.keras and no checkpoint yet" in capsys.readouterr().err
