@@ -3,6 +3,7 @@
     python benchmarks/step_profile.py                               # aim64, batch 128, fused joint
     python benchmarks/step_profile.py --engine keras --schedule classic --noise 2
     python benchmarks/step_profile.py --fused-batchnorm             # the experiment below
+    python benchmarks/step_profile.py --inter-op 1                  # one op at a time
 
 Times a few steps, then profiles a few more and prints each kernel type's share of the time
 the executor's threads spent in kernels (convolutions, their gradients, element-wise ops...).
@@ -97,6 +98,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps (after 2 warm-up)")
     parser.add_argument("--profiled", type=int, default=2, help="profiled steps")
     parser.add_argument("--fused-batchnorm", action="store_true")
+    parser.add_argument("--inter-op", type=int, default=0,
+                        help="TensorFlow inter-op threads (0: its default)")
     args = parser.parse_args()
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -108,6 +111,8 @@ def main() -> None:
     from cargan_tf.engines import make_engine, step_inputs
     from cargan_tf.gan import StackedGAN
 
+    if args.inter_op:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
     if args.fused_batchnorm:
         use_fused_batchnorm()
     cfg = config.preset(args.preset, batch_size=args.batch, engine=args.engine,
@@ -136,7 +141,8 @@ def main() -> None:
     conv = sum(v for k, v in totals.items() if any(c in k for c in CONV_KERNELS))
     matmul = sum(v for k, v in totals.items() if "MatMul" in k)
     label = f"{args.engine} {args.schedule}, {args.noise}x noise" + \
-        (", fused BatchNorm" if args.fused_batchnorm else "")
+        (", fused BatchNorm" if args.fused_batchnorm else "") + \
+        (f", {args.inter_op} inter-op thread(s)" if args.inter_op else "")
     print(f"{args.preset}, batch {args.batch}, {label}: {median:.3f} s/step "
           f"({args.batch / median:.1f} img/s, median of {args.steps})")
     print(f"kernel time over {args.profiled} profiled steps: {total:.0f} ms; convolutions "
