@@ -369,9 +369,10 @@ run_dir = train(cfg, run_dir, on_epoch_end=show_grid)
 ## 5. Real versus generated
 
 Training ends by saving `generator.keras`, `discriminator.keras`, the plots, this collage and
-`evolution.gif` (notebook 03 shows them all).
+`evolution.gif`, the sample grid epoch by epoch (notebook 03 shows them all).
 """, """
 nb.show_image(paths.real_vs_fake, width=520)
+nb.show_gif(paths.evolution_gif, width=320)
 nb.show_image(paths.losses_plot, width=520)
 """),
         ],
