@@ -324,9 +324,18 @@ def export(source: str | os.PathLike, out_dir: str | os.PathLike,
 
 def _check_export(name: str, path: Path, z: np.ndarray, reference: np.ndarray) -> dict:
     """The report entry of the export `name` at `path`: its images for z against `reference`."""
-    images = load_serving_model(path).generate(z)
-    diff = np.abs(images.astype(np.int16) - reference.astype(np.int16))
     tolerance = TOLERANCES[name]
+    try:
+        images = load_serving_model(path).generate(z)
+    except (CarganError, ValueError) as err:  # another latent size, a file that will not load
+        images, problem = None, str(err).strip().splitlines()[0]
+    else:
+        problem = None if images.shape == reference.shape else \
+            f"it makes {images.shape[1:]} images from z of {z.shape[1]}, not {reference.shape[1:]}"
+    if problem is not None:
+        return {"path": path.name, "bytes": artefact_bytes(path), "tolerance": tolerance,
+                "ok": False, "problem": problem}
+    diff = np.abs(images.astype(np.int16) - reference.astype(np.int16))
     return {
         "path": path.name, "bytes": artefact_bytes(path),
         "max_abs_diff": int(diff.max()), "mean_abs_diff": round(float(diff.mean()), 4),
@@ -343,6 +352,12 @@ def format_report(report: dict, out: Path) -> str:
              f"{'x'.join(map(str, report['image_shape']))}); |diff| vs the original in uint8 levels:"]
     for name, e in report["exports"].items():
         tol = e["tolerance"]
+        if "problem" in e:
+            lines.append(f"  {name:<21} {e['path']:<30} {e['bytes'] / 1e6:8.2f} MB   "
+                         f"{'STALE' if e.get('stale') else 'FAILED'}: {e['problem']}")
+            if e.get("stale"):
+                lines.append(f"    {e['stale']}")
+            continue
         lines.append(f"  {name:<21} {e['path']:<30} {e['bytes'] / 1e6:8.2f} MB   "
                      f"max {e['max_abs_diff']:>3} (<= {tol['max_abs_diff']})   "
                      f"mean {e['mean_abs_diff']:.3f} (<= {tol['mean_abs_diff']})   "

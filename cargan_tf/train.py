@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 import cargan_tf
-from cargan_tf import latents, runs, viz
+from cargan_tf import latents, runs, tensorboard, viz
 from cargan_tf.config import RunConfig, diff_identity, diff_schedule, epochs_for_steps
 from cargan_tf.data.pipeline import batches_per_epoch, run_dataset
 from cargan_tf.data.sources import normalize_data
@@ -452,7 +452,7 @@ class Trainer:
                 self._check_finite(row)
                 self._pending_rows.append(row)
                 if writer is not None:
-                    _tensorboard_scalars(writer, row, self.step)
+                    tensorboard.write_scalars(writer, row, self.step)
                 self.batch += 1
                 self.step += 1
                 bar.update(1)
@@ -477,8 +477,8 @@ class Trainer:
                 self.write_plots()
                 last_plots = time.monotonic()
             if writer is not None:
-                with writer.as_default():
-                    tf.summary.image("samples", viz.to_uint8(self.samples())[:16], self.step)
+                tensorboard.write_images(writer, "samples", viz.to_uint8(self.samples())[:16],
+                                         self.step)
             if cfg.eval_every_epochs and (self.epoch - 1) % cfg.eval_every_epochs == 0:
                 self.evaluate()  # before the checkpoint, so a resume never scores an epoch twice
             if (self.epoch - 1) % max(1, cfg.checkpoint_every_epochs) == 0 \
@@ -494,14 +494,6 @@ class Trainer:
         if not self.is_chief:  # the scratch folder only existed for the collective saves
             shutil.rmtree(self.paths.root, ignore_errors=True)
         return self.source.root
-
-
-def _tensorboard_scalars(writer, row: dict, step: int) -> None:
-    with writer.as_default():
-        for key in ("d_loss_real", "d_loss_fake", "g_loss", "g_loss_l2", "D(x)", "D(G(z))",
-                    "aug_p"):
-            if key in row:
-                tf.summary.scalar(key.replace("(", "_").replace(")", ""), row[key], step=step)
 
 
 def _epoch_summary(epoch: int, epochs: int, rows: list[dict]) -> str:

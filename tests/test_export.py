@@ -194,3 +194,19 @@ def test_a_discriminator_or_an_export_given_as_the_generator_is_a_clear_error(
     assert "pass the run folder or its generator.keras" in err
     # the export itself still serves
     assert ex.load_serving_model(out / ex.KERAS_FILE).images_for_seed(3, 1).dtype == np.uint8
+
+
+def test_an_earlier_export_of_another_shape_is_reported_stale_not_a_crash(tiny_run, tmp_path):
+    from cargan_tf import models
+
+    from conftest import tiny_config
+
+    ex.export(tiny_run, tmp_path, ("keras",), verbose=False)
+    other = models.build_generator(tiny_config(latent_dim=8))  # another z and, here, image size
+    other.save(tmp_path / "other.keras")
+    report = ex.export(tmp_path / "other.keras", tmp_path, ("savedmodel",), verbose=False)
+    assert report["exports"]["savedmodel"]["ok"] is True
+    stale = report["exports"]["keras"]
+    assert stale["ok"] is False and "problem" in stale and "export it again" in stale["stale"]
+    assert report["ok"] is False and report["latent_dim"] == 8
+    assert "STALE" in ex.format_report(report, tmp_path)

@@ -248,3 +248,30 @@ def test_periodic_evaluation_writes_metrics_and_keeps_the_best_generator(tmp_pat
     assert all(np.isfinite(r["fid"]) and r["fid"] > 0 for r in rows)
     best = keras.saving.load_model(tmp_path / "best_generator.keras")
     assert best.output_shape == (None, 16, 16, 3)
+
+
+def test_tensorboard_scalars_are_written_without_the_tensorboard_package(tmp_path, monkeypatch):
+    import glob
+
+    import tensorflow as tf
+
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as on a machine without it
+    run_dir = train(tiny_config(progress=False, epochs=1, tensorboard=True), tmp_path / "run")
+    events = glob.glob(str(runs.RunPaths(run_dir).tensorboard / "events.out.tfevents.*"))
+    assert events
+    values = {}
+    for event in tf.compat.v1.train.summary_iterator(events[0]):
+        for value in event.summary.value:
+            if value.tag != "samples":
+                assert value.metadata.plugin_data.plugin_name == "scalars"
+                values.setdefault(value.tag, []).append(float(tf.make_ndarray(value.tensor)))
+    history = runs.read_history(run_dir / "history.csv")
+    assert {"d_loss_real", "g_loss", "D_x", "D_G_z"} <= set(values)
+    assert values["g_loss"] == pytest.approx([r["g_loss"] for r in history], rel=1e-5)
+    samples = [e for e in tf.compat.v1.train.summary_iterator(events[0])
+               for v in e.summary.value if v.tag == "samples"]
+    value = samples[-1].summary.value[0]
+    assert value.metadata.plugin_data.plugin_name == "images"
+    width, height, *pngs = tf.make_ndarray(value.tensor)
+    assert (int(width), int(height)) == (16, 16) and len(pngs) == 16
+    assert viz.decode_png(pngs[0]).shape == (16, 16, 3)
