@@ -70,18 +70,31 @@ def generator_from_checkpoint(run_dir: str | os.PathLike):
     status.expect_partial()  # D and the optimizers are in there too
     status.assert_existing_objects_matched()
     state = read_json(latest / "state.json")
-    print(f"{run_dir} has no generator.keras yet: using the {name.replace('_', ' ')} of "
-          f"checkpoint {latest.name} (epoch {state['epoch']}, batch {state['batch']})",
-          flush=True)
+    why = "is older than its newest checkpoint" if paths.generator.exists() else "does not exist yet"
+    print(f"{run_dir}: generator.keras {why} (training unfinished); using the "
+          f"{name.replace('_', ' ')} of checkpoint {latest.name} (epoch {state['epoch']}, "
+          f"batch {state['batch']})", flush=True)
     return generator
+
+
+def _checkpoint_is_newer(paths: RunPaths) -> bool:
+    """True while a run trains on past its generator.keras (or has none yet)."""
+    from cargan_tf.runs import latest_checkpoint
+
+    latest = latest_checkpoint(paths)
+    if latest is None:
+        return not paths.generator.exists()
+    return not paths.generator.exists() or \
+        (latest / "state.json").stat().st_mtime > paths.generator.stat().st_mtime
 
 
 def load_generator(run_or_file: str | os.PathLike):
     """The keras generator from a run folder or .keras file (compile=False: inference only).
-    A run folder without generator.keras (training unfinished) gives its newest checkpoint's.
+    A run folder whose newest checkpoint is newer than its generator.keras (training
+    unfinished, or extended with more epochs) gives that checkpoint's generator, and says so.
     A discriminator or a serving export given by mistake is a CarganError that says so."""
     run = Path(run_or_file)
-    if run.is_dir() and not RunPaths(run).generator.exists():
+    if run.is_dir() and _checkpoint_is_newer(RunPaths(run)):
         return generator_from_checkpoint(run)
     model = load_model_file(run_or_file)
     path = resolve_generator_path(run_or_file)

@@ -1,6 +1,7 @@
 """The command line: help for every command, sample from a run, errors without tracebacks."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -191,12 +192,23 @@ def test_a_run_without_generator_keras_samples_from_its_newest_checkpoint(
     shutil.copytree(tiny_run, run)
     (run / "generator.keras").unlink()  # as when the runtime died before the end
     from_checkpoint = images_for_seed(load_generator(run), 5, 4)
-    assert "no generator.keras yet: using the generator of checkpoint ckpt-" in \
-        capsys.readouterr().out
+    assert "generator.keras does not exist yet (training unfinished); using the generator of " \
+        "checkpoint ckpt-" in capsys.readouterr().out
     # the last checkpoint holds the final weights: the same images as generator.keras
     assert (from_checkpoint == images_for_seed(load_generator(tiny_run), 5, 4)).all()
     assert cli.main(["sample", str(run), "--n", "2", "--out", str(tmp_path / "out")]) == 0
     assert len(list((tmp_path / "out").glob("*.png"))) == 2
+    # a finished run trained on with more epochs: its newest checkpoint wins over the old file
+    capsys.readouterr()
+    shutil.copy(tiny_run / "generator.keras", run / "generator.keras")  # a new mtime: now
+    load_generator(run)
+    assert "using" not in capsys.readouterr().out  # finished: generator.keras is the newest
+    newest = sorted((run / "checkpoints").iterdir())[-1] / "state.json"
+    later = (run / "generator.keras").stat().st_mtime + 60
+    os.utime(newest, (later, later))
+    load_generator(run)
+    assert "generator.keras is older than its newest checkpoint" in capsys.readouterr().out
     shutil.rmtree(run / "checkpoints")
+    (run / "generator.keras").unlink()
     assert cli.main(["sample", str(run), "--n", "2"]) == 2
     assert "no generator.keras and no checkpoint yet" in capsys.readouterr().err
