@@ -17,6 +17,10 @@ def resolve_generator_path(run_or_file: str | os.PathLike) -> Path:
     path = Path(run_or_file)
     if path.is_dir():
         candidate = RunPaths(path).generator
+        if not candidate.exists() and not RunPaths(path).config.exists():
+            raise CarganError(f"{path} is not a run folder (no config.json, no generator.keras): "
+                              "pass a run folder, a .keras file, or (to serve) an export file "
+                              "or SavedModel folder inside an export folder")
         if not candidate.exists():
             raise CarganError(f"{path} has no generator.keras yet: finish training (rerun the "
                               "train command to resume) or pass a .keras file")
