@@ -1,6 +1,12 @@
 """Errors a user can act on. The CLI prints them without a traceback (exit code 2)."""
 
 
+def first_line(err: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type when empty), for one-line reports."""
+    text = str(err).strip()
+    return text.splitlines()[0][:limit] if text else type(err).__name__
+
+
 class CarganError(Exception):
     """Base class: the message says what is wrong and what to do."""
 

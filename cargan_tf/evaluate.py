@@ -373,16 +373,22 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def read_baseline(baseline_path: str | os.PathLike) -> tuple[dict[str, Any], float]:
+    """(a reference run's metrics.json, its FID); a file that is not one is a CarganError."""
+    path = Path(baseline_path)
+    try:
+        base = json.loads(path.read_text(encoding="utf-8"))
+        return base, float(base["fid"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CarganError(f"--baseline {path}: not a readable metrics.json with a fid ({err}); "
+                          "make one with `python -m cargan_tf evaluate RUN --out FILE`") from err
+
+
 def baseline_lines(result: dict[str, Any], baseline_path: str | os.PathLike) -> list[str]:
     """Lines comparing `result` with a reference run's metrics.json (e.g. the baseline recipe
     trained the same way: benchmarks/quickstart_baseline.py writes one)."""
     path = Path(baseline_path)
-    try:
-        base = json.loads(path.read_text(encoding="utf-8"))
-        fid = float(base["fid"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise CarganError(f"--baseline {path}: not a readable metrics.json with a fid ({err}); "
-                          "make one with `python -m cargan_tf evaluate RUN --out FILE`") from err
+    base, fid = read_baseline(path)
     ref = base.get("reference", {})
     lines = [f"baseline {ref.get('name', path.stem)}: FID {fid:.3f}   precision "
              f"{base.get('precision', float('nan')):.3f}   recall "

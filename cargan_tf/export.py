@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cargan_tf.errors import CarganError
+from cargan_tf.errors import CarganError, first_line
 from cargan_tf.latents import interpolation_latents, seed_to_latent
 
 FORMATS = ("keras", "savedmodel", "litert")
@@ -328,7 +328,7 @@ def _check_export(name: str, path: Path, z: np.ndarray, reference: np.ndarray) -
     try:
         images = load_serving_model(path).generate(z)
     except (CarganError, ValueError) as err:  # another latent size, a file that will not load
-        images, problem = None, str(err).strip().splitlines()[0]
+        images, problem = None, first_line(err)
     else:
         problem = None if images.shape == reference.shape else \
             f"it makes {images.shape[1:]} images from z of {z.shape[1]}, not {reference.shape[1:]}"
@@ -352,16 +352,11 @@ def format_report(report: dict, out: Path) -> str:
              f"{'x'.join(map(str, report['image_shape']))}); |diff| vs the original in uint8 levels:"]
     for name, e in report["exports"].items():
         tol = e["tolerance"]
-        if "problem" in e:
-            lines.append(f"  {name:<21} {e['path']:<30} {e['bytes'] / 1e6:8.2f} MB   "
-                         f"{'STALE' if e.get('stale') else 'FAILED'}: {e['problem']}")
-            if e.get("stale"):
-                lines.append(f"    {e['stale']}")
-            continue
-        lines.append(f"  {name:<21} {e['path']:<30} {e['bytes'] / 1e6:8.2f} MB   "
-                     f"max {e['max_abs_diff']:>3} (<= {tol['max_abs_diff']})   "
-                     f"mean {e['mean_abs_diff']:.3f} (<= {tol['mean_abs_diff']})   "
-                     f"{'ok' if e['ok'] else 'STALE' if e.get('stale') else 'FAILED'}")
+        status = "ok" if e["ok"] else "STALE" if e.get("stale") else "FAILED"
+        detail = f"{status}: {e['problem']}" if "problem" in e else (
+            f"max {e['max_abs_diff']:>3} (<= {tol['max_abs_diff']})   "
+            f"mean {e['mean_abs_diff']:.3f} (<= {tol['mean_abs_diff']})   {status}")
+        lines.append(f"  {name:<21} {e['path']:<30} {e['bytes'] / 1e6:8.2f} MB   {detail}")
         if e.get("stale"):
             lines.append(f"    {e['stale']}")
     lines.append(f"report: {out / REPORT_FILE}")

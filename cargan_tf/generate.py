@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cargan_tf.errors import CarganError
+from cargan_tf.errors import CarganError, first_line
 from cargan_tf.latents import interpolation_latents, seed_to_latent
 from cargan_tf.runs import RunPaths
 
@@ -47,8 +47,7 @@ def load_model_file(run_or_file: str | os.PathLike):
     try:
         return keras.saving.load_model(path, compile=False)
     except (ValueError, OSError, TypeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CarganError(f"could not load {path} as a cargan_tf model ({first}): "
+        raise CarganError(f"could not load {path} as a cargan_tf model ({first_line(err)}): "
                           f"{_EXPORTS_HINT}") from err
 
 
@@ -85,10 +84,10 @@ def _checkpoint_is_newer(paths: RunPaths) -> bool:
     """True while a run trains on past its generator.keras (or has none yet)."""
     from cargan_tf.runs import latest_checkpoint
 
+    if not paths.generator.exists():
+        return True
     latest = latest_checkpoint(paths)
-    if latest is None:
-        return not paths.generator.exists()
-    return not paths.generator.exists() or \
+    return latest is not None and \
         (latest / "state.json").stat().st_mtime > paths.generator.stat().st_mtime
 
 
@@ -100,8 +99,8 @@ def load_generator(run_or_file: str | os.PathLike):
     run = Path(run_or_file)
     if run.is_dir() and _checkpoint_is_newer(RunPaths(run)):
         return generator_from_checkpoint(run)
-    model = load_model_file(run_or_file)
     path = resolve_generator_path(run_or_file)
+    model = load_model_file(path)
     inputs, outputs = model.input_shape, model.output_shape
     if not (isinstance(inputs, tuple) and len(inputs) == 2
             and isinstance(outputs, tuple) and len(outputs) == 4):

@@ -115,16 +115,19 @@ def is_interactive_colab() -> bool:
     forced = os.environ.get(INTERACTIVE_ENV)
     if forced in ("0", "1"):
         return forced == "1"
-    if not in_colab():
+    if not in_colab() or not in_ipython_kernel():
         return False
+    return headless_executor() is None
+
+
+def in_ipython_kernel() -> bool:
+    """True inside an IPython kernel (Jupyter, Colab, papermill), not a script or a shell."""
     try:
         from IPython import get_ipython
     except ImportError:
         return False
     shell = get_ipython()
-    if shell is None or getattr(shell, "kernel", None) is None:
-        return False
-    return headless_executor() is None
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 # ---- the home folder -----------------------------------------------------------------------
@@ -305,18 +308,22 @@ def colab_install(repo_url_or_path: str | None = None) -> list[list[str]]:
 
 # ---- showing pictures ----------------------------------------------------------------------
 
+def _ipython_display():
+    """IPython.display in an IPython session (notebook, Colab, terminal IPython), else None."""
+    try:
+        from IPython import display, get_ipython
+    except ImportError:
+        return None
+    return display if get_ipython() is not None else None
+
+
 def _display(make, fallback: str) -> None:
     """display(make(Image)) in an IPython session; print `fallback` elsewhere."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import Image, display
-    except ImportError:
-        print(fallback)
-        return
-    if get_ipython() is None:
+    ipython = _ipython_display()
+    if ipython is None:
         print(fallback)
     else:
-        display(make(Image))
+        ipython.display(make(ipython.Image))
 
 
 def _display_png(image: str | os.PathLike | np.ndarray, width: int | None) -> bytes:
@@ -361,20 +368,16 @@ class LiveImage:
         self._handle = None
 
     def show(self, image: str | os.PathLike, caption: str = "") -> None:
-        try:
-            from IPython import get_ipython
-            from IPython.display import HTML, display
-        except ImportError:
-            get_ipython = None
-        if get_ipython is None or get_ipython() is None:
+        ipython = _ipython_display()
+        if ipython is None:
             print(f"{caption}: {image}" if caption else str(image))
             return
         data = base64.b64encode(_display_png(image, self.width)).decode("ascii")
         size = f' width="{self.width}"' if self.width else ""
-        html = HTML(f"<div>{html_escape(caption)}</div>"
-                    f'<img src="data:image/png;base64,{data}"{size}>')
+        html = ipython.HTML(f"<div>{html_escape(caption)}</div>"
+                            f'<img src="data:image/png;base64,{data}"{size}>')
         if self._handle is None:
-            self._handle = display(html, display_id=True)
+            self._handle = ipython.display(html, display_id=True)
         else:
             self._handle.update(html)
 
@@ -397,12 +400,9 @@ def resolve_data(dataset: str, home: str | os.PathLike) -> str:
     """A notebook's `dataset` as training's `data`: a named source as it is (its FOLDER, as in
     fashion_mnist:FOLDER or stanford_cars:FOLDER, under home when relative), any other relative
     path under home."""
-    from cargan_tf.data.sources import NAMED_SOURCES
+    from cargan_tf.data.sources import normalize_data
 
-    name, sep, rest = str(dataset).partition(":")
-    if name in NAMED_SOURCES:
-        return f"{name}:{under_home(home, rest)}" if sep and rest else str(dataset)
-    return str(under_home(home, dataset))
+    return normalize_data(str(dataset), base=home)
 
 
 def _finished_runs(home: str | os.PathLike, limit: int = 20) -> str:

@@ -7,20 +7,16 @@ bar instead, which the saved notebook shows as it ended, updated at most every f
 
 from __future__ import annotations
 
+import functools
+
 HEADLESS_MININTERVAL_S = 5.0  # a saved notebook keeps every update of a text bar
 
 
+@functools.cache  # who runs this process does not change: read /proc once, not per bar
 def _in_headless_kernel() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    if shell is None or getattr(shell, "kernel", None) is None:
-        return False
-    from cargan_tf.notebook import headless_executor
+    from cargan_tf.notebook import headless_executor, in_ipython_kernel
 
-    return headless_executor() is not None
+    return in_ipython_kernel() and headless_executor() is not None
 
 
 def progress_bar(*args, **kwargs):

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from cargan_tf.errors import CarganError
+from cargan_tf.errors import CarganError, first_line
 from cargan_tf.export import ServingModel, load_serving_model
 
 LOG = logging.getLogger("cargan_tf.serve")
@@ -312,7 +312,7 @@ def model_from_env() -> ServingModel:
             _MODELS[path] = load_serving_model(path)
         except Exception as err:  # any failure to read the model is the same 500 for a client
             LOG.exception("could not load the model at %s=%s", MODEL_ENV, path)
-            reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+            reason = first_line(err)
             raise ModelUnavailable(f"the model at {MODEL_ENV}={path} could not be read ({reason}); "
                                    "re-export it with `python -m cargan_tf export`") from None
     return _MODELS[path]

@@ -30,7 +30,7 @@ from cargan_tf.data.pipeline import batches_per_epoch, run_dataset
 from cargan_tf.data.sources import normalize_data
 from cargan_tf.distribute import check_batch, distribute_dataset, is_chief, make_strategy
 from cargan_tf.engines import make_engine, step_inputs
-from cargan_tf.errors import CarganError, ConfigError, RunFolderError
+from cargan_tf.errors import CarganError, ConfigError, RunFolderError, first_line
 from cargan_tf.gan import StackedGAN, set_trainable
 from cargan_tf.models import build_discriminator, build_generator, precision_policy
 
@@ -254,8 +254,7 @@ class Trainer:
                 self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
             except (OSError, ValueError, KeyError, IndexError, AssertionError,
                     tf.errors.OpError) as err:
-                reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else \
-                    type(err).__name__
+                reason = first_line(err, 200)
                 if not self.is_chief:
                     raise RunFolderError(f"checkpoint {latest} cannot be read: {reason}") from err
                 aside = latest.with_name(f"damaged-{latest.name}")

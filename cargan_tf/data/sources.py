@@ -41,16 +41,20 @@ _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 
 NAMED_SOURCES = ("toycars", "fashion_mnist", "stanford_cars", "stanford_cars_cropped")
 
 
-def normalize_data(data: str) -> str:
+def normalize_data(data: str, base: str | os.PathLike | None = None) -> str:
     """`data` with its folder made absolute and tidy (c32, c32/, ./c32 and /abs/c32 are one
     source; ~ expanded), so a run records where its images are wherever it was started from.
-    Names (toycars, fashion_mnist) stay as they are; fashion_mnist:FOLDER gets FOLDER tidied."""
+    A relative folder is taken under `base` (None: the working folder). Names (toycars,
+    fashion_mnist) stay as they are; fashion_mnist:FOLDER gets FOLDER made absolute."""
+    def absolute(path: str) -> str:
+        return os.path.abspath(os.path.join(base or os.getcwd(), os.path.expanduser(path)))
+
     if not data:
         return data
     name, sep, rest = data.partition(":")
     if name in NAMED_SOURCES:
-        return f"{name}:{os.path.abspath(os.path.expanduser(rest))}" if sep and rest else data
-    return os.path.abspath(os.path.expanduser(data))
+        return f"{name}:{absolute(rest)}" if sep and rest else data
+    return absolute(data)
 
 
 def describe_sources() -> str:
