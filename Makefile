@@ -25,6 +25,7 @@ test: venv
 
 lint: venv
 	.venv/bin/ruff check .
+	.venv/bin/lint-imports --no-cache
 
 clean-venv:
 	rm -rf .venv

@@ -136,7 +136,6 @@ class FusedEngine:
         # ADA's augmentation probability: a variable so checkpoints save it (train.py tracks it)
         self.ada_p = tf.Variable(0.0, trainable=False, dtype=tf.float32, name="ada_p") \
             if cfg.ada_target else None
-        sg.build_optimizers()
         jit = {"auto": None, "on": True, "off": False}[cfg.jit_compile]
         body = self._classic if schedule == "classic" else self._joint
         if strategy is None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import keras
 
 from cargan_tf.config import RunConfig
+from cargan_tf.layers import DiscriminatorBatchNorm
 from cargan_tf.losses import L2EnhancedGeneratorLoss
-from cargan_tf.models import DiscriminatorBatchNorm
 
 
 def set_trainable(model: keras.Model, flag: bool) -> None:
@@ -38,7 +38,8 @@ def _jit(cfg: RunConfig):
 
 
 class StackedGAN:
-    """D compiled on its own; the gan compiled with D frozen. Use its two train methods."""
+    """D compiled on its own; the gan compiled with D frozen; both optimizers built. Use its
+    two train methods."""
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, cfg: RunConfig):
         self.generator = generator
@@ -63,6 +64,7 @@ class StackedGAN:
             metrics=[keras.metrics.BinaryCrossentropy(name="bce"), MeanPrediction(name="d_out")],
             jit_compile=_jit(cfg),
         )
+        self.build_optimizers()  # once, here: a checkpoint restores into built optimizers
 
     @property
     def d_optimizer(self) -> keras.optimizers.Optimizer:
@@ -73,7 +75,8 @@ class StackedGAN:
         return self.gan.optimizer
 
     def build_optimizers(self) -> None:
-        """Create both optimizers' slots now (needed before restoring a checkpoint)."""
+        """Create both optimizers' slots (before restoring a checkpoint, and in a strategy's
+        scope before a distributed step); the constructor calls it."""
         set_trainable(self.discriminator, True)
         if not self.d_optimizer.built:
             self.d_optimizer.build(self.discriminator.trainable_variables)

@@ -213,7 +213,9 @@ smoke = False  # tiny sizes for a quick try
 from pathlib import Path
 
 from cargan_tf import viz
-from cargan_tf.data import folders, sources, toycars
+from cargan_tf.data import sources, toycars
+from cargan_tf.data.cache import load_cache
+from cargan_tf.data.prepare import prepare
 
 if smoke:  # tiny: a few dozen small images
     image_size, n_images = min(image_size, 32), 64
@@ -235,15 +237,15 @@ print("source:", src or source)
             ("""
 ## 4. Prepare the cache
 
-`cargan_tf.data.folders.prepare` decodes every file, converts it to RGB or grayscale, makes it
+`cargan_tf.data.prepare.prepare` decodes every file, converts it to RGB or grayscale, makes it
 square (`fit`), resizes it, drops exact duplicates and reports every file it could not use. Run it
 again after adding photos: only new or changed files are decoded.
 """, """
 dst = home / "data" / "prepared" / name
 if src is not None:
-    result = folders.prepare(src, dst, size=image_size, channels=channels, fit=fit)
+    result = prepare(src, dst, size=image_size, channels=channels, fit=fit)
     print(result.summary())
-    images = folders.load_cache(dst)
+    images = load_cache(dst)
     written = [result.manifest_path, result.report_path, *sorted(dst.glob("images_*.npy"))]
 else:
     dst = None

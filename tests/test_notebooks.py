@@ -18,6 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from cargan_tf import env
 from cargan_tf import notebook as nb
 from cargan_tf.errors import CarganError
 
@@ -154,7 +155,7 @@ def test_colab_install_adds_only_missing_modules_and_checks_versions(monkeypatch
 
     # in Colab with an old TensorFlow: a clear message, and it stops
     _fake_colab(monkeypatch)
-    monkeypatch.setattr(nb, "installed_versions", lambda: {"tensorflow": "2.15.0", "keras": "2.15.0"})
+    monkeypatch.setattr(env, "installed_versions", lambda: {"tensorflow": "2.15.0", "keras": "2.15.0"})
     with pytest.raises(CarganError, match="tensorflow>=2.16"):
         nb.colab_install()
 
@@ -180,7 +181,7 @@ def test_interactive_colab_heuristic(monkeypatch):
     # and the real process tree: our parent's command line comes first
     parent = Path(f"/proc/{os.getppid()}/cmdline")
     if os.getppid() > 1 and parent.exists():  # an orphaned pytest (parent init) has no ancestors
-        assert nb._ancestor_cmdlines()[0] == parent.read_bytes().replace(b"\0", b" ").decode(
+        assert env._ancestor_cmdlines()[0] == parent.read_bytes().replace(b"\0", b" ").decode(
             errors="replace").strip()
 
 
