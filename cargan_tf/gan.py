@@ -1,4 +1,5 @@
-"""The stacked gan = Sequential([generator, discriminator]) with a frozen discriminator.
+"""The stacked gan = Sequential([generator, discriminator]) with a frozen discriminator, and
+the Keras train_on_batch step on it (train_step_keras): D on real, D on fake, G through D.
 
 Keras 3 reads ``trainable`` when a train function is *traced*, not at compile(). The classic
 recipe (compile D, freeze it, compile the gan) therefore leaves D.train_on_batch updating
@@ -9,6 +10,8 @@ traced in the right state whatever the order of compiling, training, retracing o
 from __future__ import annotations
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from cargan_tf.config import RunConfig
 from cargan_tf.layers import DiscriminatorBatchNorm
@@ -39,7 +42,7 @@ def _jit(cfg: RunConfig):
 
 class StackedGAN:
     """D compiled on its own; the gan compiled with D frozen; both optimizers built. Use its
-    two train methods."""
+    two train methods (or train_step_keras, which calls them in the classic order)."""
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, cfg: RunConfig):
         self.generator = generator
@@ -65,6 +68,11 @@ class StackedGAN:
             jit_compile=_jit(cfg),
         )
         self.build_optimizers()  # once, here: a checkpoint restores into built optimizers
+        # D's fake batch: G in inference mode, as generator.predict() gave it; with
+        # fake_batch_mode=training, with G's batch statistics (updating its moving ones)
+        training = cfg.fake_batch_mode == "training"
+        self.fake_batch = tf.function(lambda z: generator(z, training=training),
+                                      reduce_retracing=True)
 
     @property
     def d_optimizer(self) -> keras.optimizers.Optimizer:
@@ -103,6 +111,23 @@ class StackedGAN:
         """One G update through the frozen D on z (M, latent_dim) -> {loss, bce, d_out}."""
         set_trainable(self.discriminator, False)
         return self.gan.train_on_batch(z, labels, return_dict=True)
+
+
+def train_step_keras(sg: StackedGAN, real, z_fake, z_gen, y_real, y_fake) -> dict[str, float]:
+    """One step of the classic recipe with Keras' own train_on_batch (the Keras engine's step).
+
+    real: a batch float32 (N, S, S, C) in [-1, 1]; z_fake (N, latent) makes D's fake batch;
+    z_gen (M, latent) feeds G's step (M = N * g_noise_multiplier); y_real, y_fake (N, 1) are
+    D's (noisy) targets. Returns the history.csv fields of this step.
+    """
+    fake = sg.fake_batch(z_fake)                      # G(z): D's fake batch
+    d_real = sg.train_discriminator(real, y_real)     # 1. D on real images, targets ~1
+    d_fake = sg.train_discriminator(fake, y_fake)     # 2. D on fake images, targets ~0
+    ones = np.ones((len(z_gen), 1), np.float32)       # 3. G through the frozen D: G is paid
+    g = sg.train_generator(z_gen, ones)               #    when D says "real" (L2-enhanced BCE)
+    return {"d_loss_real": d_real["loss"], "d_loss_fake": d_fake["loss"],
+            "g_loss": g["bce"], "g_loss_l2": g["loss"] - g["bce"],
+            "D(x)": d_real["d_out"], "D(G(z))": d_fake["d_out"]}
 
 
 def build_gan(generator: keras.Model, discriminator: keras.Model, cfg: RunConfig) -> StackedGAN:
