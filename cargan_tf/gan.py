@@ -5,6 +5,10 @@ Keras 3 reads ``trainable`` when a train function is *traced*, not at compile().
 recipe (compile D, freeze it, compile the gan) therefore leaves D.train_on_batch updating
 nothing. StackedGAN sets D's flag right before every train_on_batch, so each train function is
 traced in the right state whatever the order of compiling, training, retracing or reloading.
+
+Keras before 3.15 returns from train_on_batch the running mean of the loss and metrics since
+their last reset; 3.15 resets them at the start of each call. _train_on_batch resets them first
+on older Keras, so the numbers returned (history.csv, plots, progress bar) are the batch's own.
 """
 
 from __future__ import annotations
@@ -34,6 +38,17 @@ class MeanPrediction(keras.metrics.Mean):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         return super().update_state(y_pred, sample_weight=sample_weight)
+
+
+# Keras >= 3.15 calls reset_metrics() inside train_on_batch itself (a second reset costs time)
+_KERAS_RESETS_METRICS = tuple(int(p) for p in keras.version().split(".")[:2]) >= (3, 15)
+
+
+def _train_on_batch(model: keras.Model, x, y) -> dict[str, float]:
+    """model.train_on_batch(x, y) -> this batch's loss and metrics, on every Keras 3."""
+    if not _KERAS_RESETS_METRICS:
+        model.reset_metrics()
+    return model.train_on_batch(x, y, return_dict=True)
 
 
 def _jit(cfg: RunConfig):
@@ -103,14 +118,14 @@ class StackedGAN:
             raise RuntimeError("the discriminator has no trainable weights; was a layer frozen "
                                "by hand? StackedGAN manages D's trainable flag itself")
         try:
-            return self.discriminator.train_on_batch(images, labels, return_dict=True)
+            return _train_on_batch(self.discriminator, images, labels)
         finally:
             set_trainable(self.discriminator, False)
 
     def train_generator(self, z, labels) -> dict[str, float]:
         """One G update through the frozen D on z (M, latent_dim) -> {loss, bce, d_out}."""
         set_trainable(self.discriminator, False)
-        return self.gan.train_on_batch(z, labels, return_dict=True)
+        return _train_on_batch(self.gan, z, labels)
 
 
 def train_step_keras(sg: StackedGAN, real, z_fake, z_gen, y_real, y_fake) -> dict[str, float]:
