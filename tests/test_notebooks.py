@@ -85,8 +85,51 @@ def test_build_script_regenerates_committed_notebooks_byte_for_byte(tmp_path, mo
     assert all((again / n).read_bytes() == (tmp_path / n).read_bytes() for n in built)
     assert builder.main(["--check"]) == 0
     (again / built[0]).write_text("{}")
+    capsys.readouterr()
     assert builder.main(["--check", "--out", str(again)]) == 1
-    assert "out of date" in capsys.readouterr().out
+    assert f"out of date: {built[0]};" in capsys.readouterr().out  # it names the stale notebook
+
+
+def test_check_fails_when_a_source_changed_but_its_notebook_was_not_rebuilt(tmp_path, monkeypatch,
+                                                                          capsys):
+    builder = _load_builder(monkeypatch)
+    src = tmp_path / "src"
+    src.mkdir()
+    for path in (NOTEBOOK_DIR / "src").glob("*.py"):
+        (src / path.name).write_text(path.read_text())
+    monkeypatch.setattr(builder, "SOURCES", src)
+    monkeypatch.setattr(builder, "SHARED", src / "_shared.py")
+    out = tmp_path / "out"
+    assert builder.main(["--out", str(out)]) == 0 and builder.main(["--check", "--out", str(out)]) == 0
+    edited = src / "03_plots_and_gif.py"
+    edited.write_text(edited.read_text().replace("steps = 8 ", "steps = 9 "))
+    capsys.readouterr()
+    assert builder.main(["--check", "--out", str(out)]) == 1
+    assert "out of date: 03_plots_and_gif.ipynb;" in capsys.readouterr().out
+    (out / "99_orphan.ipynb").write_text("{}")  # a notebook whose source was deleted
+    builder.main(["--check", "--out", str(out)])
+    assert "99_orphan.ipynb (no source in notebooks/src)" in capsys.readouterr().out
+
+
+def test_percent_format_reader(tmp_path, monkeypatch):
+    builder = _load_builder(monkeypatch)
+    path = tmp_path / "01_x.py"
+    path.write_text('"""what it does,\n   on two lines"""\nimport os\n\n'
+                    '# %% [markdown]\n# # Title\n#\n# text\n\n'
+                    '# %% tags=["parameters"] part="x"\nhome = None\n\n\n'
+                    '# %% include="gpu"\n')
+    source = builder.read_source(path)
+    assert source.stem == "01_x" and source.description == "what it does, on two lines"
+    assert [(c.kind, c.options, c.source) for c in source.cells] == [
+        ("markdown", {}, "# Title\n\ntext"),
+        ("code", {"tags": ["parameters"], "part": "x"}, "home = None"),
+        ("code", {"include": "gpu"}, "")]
+    path.write_text("# %% [markdown]\nnot a comment\n")
+    with pytest.raises(ValueError, match="01_x.py:2: a markdown cell"):
+        builder.read_source(path)
+    path.write_text("# %% tags=parameters\n")
+    with pytest.raises(ValueError, match="01_x.py:1"):
+        builder.read_source(path)
 
 
 # ---- the Colab install cell ------------------------------------------------------------------
