@@ -1,7 +1,7 @@
 """Build notebooks/*.ipynb from their Python sources, byte for byte the same each time (stable cell
-ids, no outputs).
+ids, no outputs), and README's notebook table with its "Open in Colab" links.
 
-    python notebooks/build_notebooks.py            # rewrite the notebooks
+    python notebooks/build_notebooks.py            # rewrite the notebooks and README's table
     python notebooks/build_notebooks.py --check    # write nothing; exit 1 naming what is stale
 
 Each notebook's cells are in notebooks/src/NN_name.py, in jupytext's "percent" format: a line
@@ -10,9 +10,11 @@ and options follow as key=JSON pairs (`# %% tags=["parameters"]`). Above the fir
 preamble for the linter and this builder, not a cell: its docstring is the notebook's row in
 README's notebook table, its imports name what the shared setup cell provides.
 
-The builder adds the frame every notebook shares, from notebooks/src/_shared.py: the install
-cell after the title, a note above the cell tagged `parameters`, the setup cell after it. A source
-cell `# %% include="NAME"` becomes the shared cells marked `part="NAME"`.
+The builder adds the frame every notebook shares, from notebooks/src/_shared.py: the Colab badge
+above the title, the install cell after it, a note above the cell tagged `parameters`, the setup
+cell after that. A source cell `# %% include="NAME"` becomes the shared cells marked `part="NAME"`.
+The badges, README's links and the install cell's REPO_URL come from cargan_tf/colab_links.py,
+the one place that holds the project's public address.
 
 Why a reader of our own instead of depending on jupytext: the format subset above takes 40 lines,
 the builder then needs nothing beyond nbformat (already pinned for papermill), and what it writes
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib.util
 import json
 import re
 import sys
@@ -42,8 +45,23 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SOURCES = HERE / "src"
 SHARED = SOURCES / "_shared.py"
+README = REPO / "README.md"
+TABLE_START = "<!-- notebook table: written by notebooks/build_notebooks.py from notebooks/src/*.py -->"
+TABLE_END = "<!-- end of notebook table -->"
 CELL_HEADER = re.compile(r"# %%(?: \[(markdown)\])?(.*)")
 OPTION = re.compile(r"\s*(\w+)=")
+
+
+def _load_colab_links():
+    """cargan_tf/colab_links.py of this checkout (not an installed copy), without the package."""
+    spec = importlib.util.spec_from_file_location("colab_links", REPO / "cargan_tf" / "colab_links.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+colab_links = _load_colab_links()
+
 # ---- reading a percent-format source ---------------------------------------------------------
 
 @dataclass
@@ -105,9 +123,15 @@ def sources() -> list[Source]:
 
 # ---- building a notebook ---------------------------------------------------------------------
 
+def wheel_name() -> str:
+    """The file `make dist` writes, e.g. cargan_tf-0.1.0-py3-none-any.whl (version: pyproject)."""
+    version = re.search(r'(?m)^version = "([^"]+)"', (REPO / "pyproject.toml").read_text())[1]
+    return f"cargan_tf-{version}-py3-none-any.whl"
+
+
 def shared_parts(stem: str) -> dict[str, list[Cell]]:
-    """_shared.py's cells by part, with {stem} filled in."""
-    values = {"{stem}": stem}
+    """_shared.py's cells by part, with {stem}, {repo_url} and {wheel} filled in."""
+    values = {"{stem}": stem, "{repo_url}": colab_links.install_url(), "{wheel}": wheel_name()}
     parts: dict[str, list[Cell]] = {}
     for cell in read_source(SHARED).cells:
         text = cell.source
@@ -127,14 +151,15 @@ def _cell(cell: Cell):
 
 
 def build(source: Source) -> nbformat.NotebookNode:
-    """The notebook: title, install, parameters, setup, then the source's own cells."""
+    """The notebook: badge, title, install, parameters, setup, then the source's own cells."""
     parts = shared_parts(source.stem)
     title, *rest = source.cells
     if title.kind != "markdown":
         raise ValueError(f"{source.stem}: the first cell is the title, a markdown cell")
     if sum("parameters" in c.options.get("tags", []) for c in rest) != 1:
         raise ValueError(f"{source.stem}: one cell must be tagged parameters")
-    cells = [title, *parts["install"]]
+    badge = Cell("markdown", {}, [colab_links.badge_html(source.stem)])
+    cells = [badge, title, *parts["install"]]
     for cell in rest:
         if "include" in cell.options:
             cells += parts[cell.options["include"]]
@@ -157,16 +182,35 @@ def render(source: Source) -> str:
     return nbformat.writes(build(source)) + "\n"
 
 
+# ---- README's notebook table -----------------------------------------------------------------
+
+def readme_table(notebooks: list[Source]) -> str:
+    rows = ["| notebook | Colab | what it does |", "|---|---|---|"]
+    rows += [f"| [`{s.stem}.ipynb`](notebooks/{s.stem}.ipynb) | {colab_links.badge_markdown(s.stem)} "
+             f"| {s.description} |" for s in notebooks]
+    return "\n".join(rows)
+
+
+def with_table(readme: str, notebooks: list[Source]) -> str:
+    """README's text with the part between TABLE_START and TABLE_END written anew."""
+    start, end = readme.find(TABLE_START), readme.find(TABLE_END)
+    if start < 0 or end < start:
+        raise ValueError(f"README has no notebook table between {TABLE_START!r} and {TABLE_END!r}")
+    return readme[:start] + f"{TABLE_START}\n{readme_table(notebooks)}\n" + readme[end:]
+
+
 # ---- the command -----------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE, help="folder to write the notebooks to")
+    parser.add_argument("--readme", type=Path, default=README, help="README with the notebook table")
     parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 naming every notebook that differs")
+                        help="write nothing; exit 1 naming every notebook (or README) that differs")
     args = parser.parse_args(argv)
     notebooks = sources()
     wanted = {args.out / f"{s.stem}.ipynb": render(s) for s in notebooks}
+    wanted[args.readme] = with_table(args.readme.read_text(encoding="utf-8"), notebooks)
     if args.check:
         stale = [path.name for path, text in wanted.items()
                  if not path.exists() or path.read_text(encoding="utf-8") != text]

@@ -73,7 +73,10 @@ def test_committed_notebook_is_stripped_and_has_one_parameters_cell(path):
 
 def test_build_script_regenerates_committed_notebooks_byte_for_byte(tmp_path, monkeypatch, capsys):
     builder = _load_builder(monkeypatch)
-    assert builder.main(["--out", str(tmp_path)]) == 0
+    readme = tmp_path / "README.md"  # a copy: the build rewrites README's notebook table
+    readme.write_text((REPO / "README.md").read_text())
+    assert builder.main(["--out", str(tmp_path), "--readme", str(readme)]) == 0
+    assert readme.read_text() == (REPO / "README.md").read_text()
     built = sorted(p.name for p in tmp_path.glob("*.ipynb"))
     assert built == [p.name for p in NOTEBOOKS], "every notebook comes from build_notebooks.py"
     for name in built:
@@ -81,7 +84,7 @@ def test_build_script_regenerates_committed_notebooks_byte_for_byte(tmp_path, mo
             f"{name} differs from what build_notebooks.py writes: run it and commit the result")
     # and a second build is identical to the first (no random cell ids, no timestamps)
     again = tmp_path / "again"
-    assert builder.main(["--out", str(again)]) == 0
+    assert builder.main(["--out", str(again), "--readme", str(readme)]) == 0
     assert all((again / n).read_bytes() == (tmp_path / n).read_bytes() for n in built)
     assert builder.main(["--check"]) == 0
     (again / built[0]).write_text("{}")
@@ -99,15 +102,17 @@ def test_check_fails_when_a_source_changed_but_its_notebook_was_not_rebuilt(tmp_
         (src / path.name).write_text(path.read_text())
     monkeypatch.setattr(builder, "SOURCES", src)
     monkeypatch.setattr(builder, "SHARED", src / "_shared.py")
-    out = tmp_path / "out"
-    assert builder.main(["--out", str(out)]) == 0 and builder.main(["--check", "--out", str(out)]) == 0
+    out, readme = tmp_path / "out", tmp_path / "README.md"
+    readme.write_text((REPO / "README.md").read_text())
+    args = ["--out", str(out), "--readme", str(readme)]
+    assert builder.main(args) == 0 and builder.main(["--check", *args]) == 0
     edited = src / "03_plots_and_gif.py"
     edited.write_text(edited.read_text().replace("steps = 8 ", "steps = 9 "))
     capsys.readouterr()
-    assert builder.main(["--check", "--out", str(out)]) == 1
+    assert builder.main(["--check", *args]) == 1
     assert "out of date: 03_plots_and_gif.ipynb;" in capsys.readouterr().out
     (out / "99_orphan.ipynb").write_text("{}")  # a notebook whose source was deleted
-    builder.main(["--check", "--out", str(out)])
+    builder.main(["--check", *args])
     assert "99_orphan.ipynb (no source in notebooks/src)" in capsys.readouterr().out
 
 
@@ -164,19 +169,91 @@ def _fake_colab(monkeypatch) -> list:
     return mounts
 
 
-def test_install_cell_in_colab_installs_without_replacing_colab_packages(monkeypatch):
+def _run_install_cell(monkeypatch, drive_dir: Path, repo_url: str = "") -> tuple[list, list]:
+    """The install cell as a fresh Colab runtime runs it, Drive's cargan folder at drive_dir:
+    returns (Drive mounts, pip commands)."""
     mounts = _fake_colab(monkeypatch)
     commands = []
     monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: commands.append(cmd))
-    # cargan_tf is installed here, so force the path a fresh Colab runtime takes
-    source = _install_cell(NOTEBOOKS[0]).replace("REINSTALL = False", "REINSTALL = True")
+    source = _install_cell(NOTEBOOKS[0])
+    for old, new in [('DRIVE_DIR = "/content/drive/MyDrive/cargan"', f"DRIVE_DIR = {str(drive_dir)!r}"),
+                     ('REPO_URL = ""', f"REPO_URL = {repo_url!r}"),
+                     ("REINSTALL = False", "REINSTALL = True")]:  # cargan_tf is installed here
+        assert old in source
+        source = source.replace(old, new)
     exec(compile(source, "install cell", "exec"), {})
-    assert mounts == ["/content/drive"]  # no Drive clone without Drive: mounted, then REPO_URL
-    assert commands[0] == [sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                           "--force-reinstall", "git+https://github.com/OWNER/cargan_tf"]
-    flat = " ".join(" ".join(c) for c in commands)
+    return mounts, commands
+
+
+def test_install_cell_in_colab_installs_a_wheel_or_clone_from_drive_else_says_what_to_upload(
+        monkeypatch, tmp_path):
+    from cargan_tf import colab_links
+
+    assert _install_cell(NOTEBOOKS[0]).count(f'REPO_URL = "{colab_links.install_url()}"') == 1
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall"]
+    drive = tmp_path / "cargan"
+    drive.mkdir()
+    # nothing on Drive and no public URL: stop, naming the file to upload and where
+    wheel = _load_builder(monkeypatch).wheel_name()  # what `make dist` writes
+    with pytest.raises(FileNotFoundError, match=f"make dist.*upload dist/{wheel} to the "
+                                                f"folder MyDrive/cargan.*{drive}") as stop:
+        _run_install_cell(monkeypatch, drive)
+    assert "then run this cell again" in str(stop.value)
+    mounts, commands = _run_install_cell(monkeypatch, drive, repo_url="https://github.com/me/cargan_tf")
+    assert mounts == ["/content/drive"]  # Drive mounted to look for a wheel or a clone first
+    assert commands[0] == pip + ["git+https://github.com/me/cargan_tf"]
+    (drive / "cargan_tf-repo").mkdir()
+    assert _run_install_cell(monkeypatch, drive, "https://github.com/me/x")[1][0] == pip + [
+        str(drive / "cargan_tf-repo")]
+    for age, version in [(200, "0.1.0"), (100, "0.0.9")]:  # the newest upload wins, not the name
+        wheel = drive / f"cargan_tf-{version}-py3-none-any.whl"
+        wheel.write_bytes(b"stand-in")
+        os.utime(wheel, (time.time() - age, time.time() - age))
+    mounts, commands = _run_install_cell(monkeypatch, drive)
+    assert commands[0] == pip + [str(drive / "cargan_tf-0.0.9-py3-none-any.whl")]
+    flat = " ".join(" ".join(c) for c in commands)  # then colab_install: light dependencies only
     for name in ("tensorflow", "keras", "numpy", "opencv-python "):
         assert name not in flat + " "
+
+
+def test_links_and_install_url_come_from_the_one_constant(tmp_path, monkeypatch, capsys):
+    from cargan_tf import colab_links
+
+    builder = _load_builder(monkeypatch)
+    readme = (REPO / "README.md").read_text()
+    for path in NOTEBOOKS:
+        assert _read(path).cells[0].source == colab_links.badge_html(path.stem)
+        assert colab_links.badge_markdown(path.stem) in readme
+    assert not colab_links.is_public() and colab_links.install_url() == ""  # not public yet
+    with pytest.raises(ValueError, match="GitHub only"):
+        colab_links.colab_url("01_prepare_data", "https://gitlab.com/me/cargan_tf")
+    # the public address changes in one place: every badge, README's table and REPO_URL follow
+    monkeypatch.setattr(builder.colab_links, "REPO_URL", "https://github.com/someone/cargan_tf")
+    copy = tmp_path / "README.md"
+    copy.write_text(readme)
+    capsys.readouterr()
+    assert builder.main(["--check", "--readme", str(copy)]) == 1
+    assert capsys.readouterr().out.count(".ipynb") == len(NOTEBOOKS)
+    assert builder.main(["--out", str(tmp_path), "--readme", str(copy)]) == 0
+    link = "https://colab.research.google.com/github/someone/cargan_tf/blob/main/notebooks/"
+    assert copy.read_text().count(link) == len(NOTEBOOKS)
+    for path in NOTEBOOKS:
+        built = _read(tmp_path / path.name)
+        assert f'{link}{path.stem}.ipynb"' in built.cells[0].source
+        install = _code_cells(built)[0].source
+        assert 'REPO_URL = "https://github.com/someone/cargan_tf"' in install
+
+
+def test_check_fails_when_the_readme_table_is_stale(tmp_path, monkeypatch, capsys):
+    builder = _load_builder(monkeypatch)
+    copy = tmp_path / "README.md"
+    copy.write_text((REPO / "README.md").read_text().replace("| trains a preset", "| trains"))
+    capsys.readouterr()
+    assert builder.main(["--check", "--readme", str(copy)]) == 1
+    assert capsys.readouterr().out.startswith("out of date: README.md;")
+    copy.write_text("# no table here\n")
+    with pytest.raises(ValueError, match="README has no notebook table"):
+        builder.main(["--check", "--readme", str(copy)])
 
 
 def test_colab_install_adds_only_missing_modules_and_checks_versions(monkeypatch):

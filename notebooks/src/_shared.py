@@ -2,7 +2,7 @@
 
 install, parameters, setup: the frame, around every notebook's title and parameters cell.
 outputs, unmount: where a notebook's source says `# %% include="outputs"` (or "unmount").
-`{stem}` is replaced by the notebook's name (plain text replacement).
+`{stem}`, `{repo_url}` and `{wheel}` are filled in per notebook (plain text replacement).
 """
 
 # Above the first cell: for the linter only (the parameters cell defines these in a notebook).
@@ -11,43 +11,47 @@ home, smoke = None, False
 # %% [markdown] part="install"
 # ## 0. Install (Colab only)
 #
-# In Google Colab, the next cell installs `cargan_tf` with `pip install --no-deps`, adds only the
-# light dependencies Colab lacks (e.g. papermill), and checks that Colab's own TensorFlow (>= 2.16)
-# and Keras (>= 3.5) are new enough. It never replaces Colab's TensorFlow, Keras or OpenCV.
-# Anywhere else it does nothing: install locally with `make venv` (see the README).
+# In Google Colab, the next cell installs `cargan_tf` with `pip install --no-deps` from the first
+# of these it finds, adds only the light dependencies Colab lacks (e.g. papermill) and checks that
+# Colab's own TensorFlow (>= 2.16) and Keras (>= 3.5) are new enough. It never replaces Colab's
+# TensorFlow, Keras or OpenCV. Anywhere else it does nothing: install locally with `make venv`.
 #
-# Where it installs from:
-# - **a clone on Drive**: put the repository at `MyDrive/cargan/cargan_tf-repo` (e.g. upload it, or
-#   `!git clone <url> /content/drive/MyDrive/cargan/cargan_tf-repo` once). The cell mounts Drive
-#   and uses it when it is there.
-# - **the repository URL**: otherwise it installs from `REPO_URL`. The URL below is a placeholder
-#   (the project's public address is not fixed yet): set it to the real repository.
+# 1. **a wheel on Drive**: `make dist` in a clone writes `dist/{wheel}`; upload it to
+#    `MyDrive/cargan/` (the newest `cargan_tf-*.whl` there is used);
+# 2. **a clone on Drive** at `MyDrive/cargan/cargan_tf-repo`;
+# 3. **`REPO_URL`**, the public repository (empty while the project has no public address).
 #
 # It runs only when `cargan_tf` is not installed yet, so papermill runs started from a Colab session
-# skip it. Set `REINSTALL = True` after updating the clone, then *Runtime > Restart session*.
+# skip it. Set `REINSTALL = True` after uploading a new wheel, then *Runtime > Restart session*.
 
 # %% part="install"
 # Colab only: install cargan_tf without touching Colab's TensorFlow, Keras or OpenCV.
-# Outside Colab this cell does nothing.
+import glob
 import importlib.util
 import os
 import subprocess
 import sys
 
-REPO_URL = "https://github.com/OWNER/cargan_tf"  # placeholder: set the real repository URL
-DRIVE_REPO = "/content/drive/MyDrive/cargan/cargan_tf-repo"  # a clone of the repository on Drive
-INSTALL_FROM = "auto"  # "auto": DRIVE_REPO if it exists, else REPO_URL; or "drive" / "url"
-REINSTALL = False  # True after updating the clone or the repository
+DRIVE_DIR = "/content/drive/MyDrive/cargan"  # where the wheel or the clone is looked for
+REPO_URL = "{repo_url}"  # the public repository ("": not public yet; cargan_tf/colab_links.py)
+REINSTALL = False  # True after uploading a new wheel or updating the clone
 
 if "google.colab" in sys.modules and (REINSTALL or importlib.util.find_spec("cargan_tf") is None):
-    if INSTALL_FROM != "url" and not os.path.isdir("/content/drive/MyDrive"):
+    if not os.path.isdir("/content/drive/MyDrive"):
         from google.colab import drive
 
         drive.mount("/content/drive")  # asks once per runtime for access to your Drive
-    use_drive = INSTALL_FROM == "drive" or (INSTALL_FROM == "auto" and os.path.isdir(DRIVE_REPO))
-    source = DRIVE_REPO if use_drive else "git+" + REPO_URL
+    wheels = sorted(glob.glob(f"{DRIVE_DIR}/cargan_tf-*.whl"), key=os.path.getmtime)[-1:]  # newest
+    clones = glob.glob(f"{DRIVE_DIR}/cargan_tf-repo")
+    found = wheels + clones + ([f"git+{REPO_URL}"] if REPO_URL else [])  # the first one is used
+    if not found:
+        raise FileNotFoundError("nothing to install cargan_tf from. Run `make dist` in a clone of the "
+                                "repository and upload dist/{wheel} "
+                                f"to the folder MyDrive/cargan of your Google Drive ({DRIVE_DIR}), "
+                                "then run this cell again.")
+    print("installing cargan_tf from", found[0])
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
-                    source], check=True)
+                    found[0]], check=True)
     importlib.invalidate_caches()
     from cargan_tf.notebook import colab_install
 
@@ -68,17 +72,17 @@ if "google.colab" in sys.modules and (REINSTALL or importlib.util.find_spec("car
 # in it (drive_layout.md in the repository describes them). In Colab it mounts Google Drive first,
 # but only in an interactive session where `/content/drive/MyDrive` is not there yet: a papermill
 # kernel has no front end to authorise Drive, and uses the mount of the session that started it.
+# Later cells use only `home` and the imports of this cell.
 
 # %% part="setup"
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # fewer TensorFlow start-up messages
-
 from cargan_tf import notebook as nb
 
 home = nb.setup_home(home, smoke)
 # an image folder given as `data` to training is prepared once, into home/data/prepared
-cache_dir = os.environ.setdefault("CARGAN_CACHE_DIR", str(home / "data" / "prepared"))
+os.environ.setdefault("CARGAN_CACHE_DIR", str(home / "data" / "prepared"))
 
 # %% [markdown] part="unmount"
 # ## At the end of a long run: flush Drive
