@@ -12,7 +12,8 @@ README's notebook table, its imports name what the shared setup cell provides.
 
 The builder adds the frame every notebook shares, from notebooks/src/_shared.py: the Colab badge
 above the title, the install cell after it, a note above the cell tagged `parameters`, the setup
-cell after that. A source cell `# %% include="NAME"` becomes the shared cells marked `part="NAME"`.
+cell after that. A source cell `# %% include="NAME"` becomes the shared cells marked `part="NAME"`;
+a notebook that includes `gpu` (which device trains) asks Colab for a GPU in its metadata too.
 The badges, README's links and the install cell's REPO_URL come from cargan_tf/colab_links.py,
 the one place that holds the project's public address.
 
@@ -50,6 +51,8 @@ TABLE_START = "<!-- notebook table: written by notebooks/build_notebooks.py from
 TABLE_END = "<!-- end of notebook table -->"
 CELL_HEADER = re.compile(r"# %%(?: \[(markdown)\])?(.*)")
 OPTION = re.compile(r"\s*(\w+)=")
+# What Colab writes when a notebook asks for a GPU runtime (Runtime > Change runtime type > T4 GPU).
+GPU_METADATA = {"accelerator": "GPU", "colab": {"gpuType": "T4", "provenance": []}}
 
 
 def _load_colab_links():
@@ -175,6 +178,8 @@ def build(source: Source) -> nbformat.NotebookNode:
         "language_info": {"name": "python"},
         "colab": {"provenance": []},
     }
+    if any(cell.options.get("include") == "gpu" for cell in rest):
+        notebook.metadata.update(GPU_METADATA)
     return notebook
 
 

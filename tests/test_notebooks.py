@@ -116,6 +116,27 @@ def test_check_fails_when_a_source_changed_but_its_notebook_was_not_rebuilt(tmp_
     assert "99_orphan.ipynb (no source in notebooks/src)" in capsys.readouterr().out
 
 
+def test_notebook_cells_take_only_nb_and_home_from_the_shared_cells(monkeypatch):
+    """Copyable cells: every name a notebook's own cells read is defined by those cells (the
+    parameters included), a builtin, or `nb`, the shared setup cell's import."""
+    import ast
+    import builtins
+
+    builder = _load_builder(monkeypatch)
+    for source in builder.sources():
+        tree = ast.parse("\n".join(c.source for c in source.cells if c.kind == "code"))
+        defined = set(dir(builtins))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                defined.add(node.id)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                defined |= {(a.asname or a.name).split(".")[0] for a in node.names}
+            elif isinstance(node, ast.FunctionDef):
+                defined |= {node.name, *(a.arg for a in node.args.args)}
+        read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        assert read - defined == {"nb"}, f"{source.stem} uses {read - defined} from the shared cells"
+
+
 def test_percent_format_reader(tmp_path, monkeypatch):
     builder = _load_builder(monkeypatch)
     path = tmp_path / "01_x.py"
@@ -416,6 +437,10 @@ def test_notebook_runs_under_papermill_in_smoke_mode(path, tmp_path, monkeypatch
     # progress bars in a kernel papermill runs are text: a saved widget shows a frozen "0%"
     outputs = [o for cell in _code_cells(_read(tmp_path / path.name)) for o in cell.outputs]
     assert not [o for o in outputs if WIDGET_MIME in o.get("data", {})]
+    executed = _read(tmp_path / path.name)
+    if executed.metadata.get("accelerator") == "GPU":  # a training notebook says what trains
+        printed = "".join(o.get("text", "") for c in _code_cells(executed) for o in c.outputs)
+        assert "training on: CPU" in printed  # no GPU here
     listing = home / nb.OUTPUTS_FOLDER / f"{path.stem}.json"
     assert listing.exists(), f"{path.name} did not record its outputs (nb.record_outputs)"
     record = json.loads(listing.read_text())
@@ -424,6 +449,24 @@ def test_notebook_runs_under_papermill_in_smoke_mode(path, tmp_path, monkeypatch
     for file in files:
         assert file.is_file() and file.stat().st_size > 0, f"{path.name} promised {file}"
         assert home.resolve() in file.resolve().parents, f"{file} was written outside home"
+
+
+def test_training_notebooks_ask_colab_for_a_gpu_and_warn_on_a_cpu_runtime(monkeypatch, capsys):
+    gpu = {p.stem for p in NOTEBOOKS if _read(p).metadata.get("accelerator") == "GPU"}
+    assert {"02_train_dcgan", "04_gan_vs_vae", "06_fashion_mnist_dcgan"} <= gpu
+    for stem in gpu:
+        notebook = _read(NOTEBOOK_DIR / f"{stem}.ipynb")
+        assert notebook.metadata["colab"]["gpuType"] == "T4"  # what Colab writes for a T4 runtime
+        assert any("Runtime > Change runtime type" in c.source for c in notebook.cells)
+    cell = next(c.source for c in _code_cells(_read(NOTEBOOK_DIR / "02_train_dcgan.ipynb"))
+                if "list_physical_devices" in c.source)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    exec(cell, {"nb": nb, "smoke": False})
+    assert capsys.readouterr().out.startswith("training on: CPU")  # no GPU in the test machine
+    _fake_colab(monkeypatch)
+    for smoke, warned in [(False, True), (True, False)]:  # a smoke run is short: no warning
+        exec(cell, {"nb": nb, "smoke": smoke})
+        assert ("WARNING: no GPU" in capsys.readouterr().out) == warned
 
 
 def test_notebook_helpers_import_no_tensorflow():
@@ -450,10 +493,12 @@ def test_train_notebook_honours_what_the_user_set_even_in_smoke_mode(tmp_path, m
         str(NOTEBOOK_DIR / "02_train_dcgan.ipynb"), str(out), kernel_name="python3",
         cwd=str(NOTEBOOK_DIR), progress_bar=False,
         parameters={"smoke": True, "home": str(home), "dataset": "fashion_mnist:data/raw/fm",
-                    "channels": 1, "epochs": 3, "batch_size": 8, "run_name": "fm"})
+                    "channels": 1, "epochs": 3, "batch_size": 8, "run_name": "fm",
+                    "precision": "mixed_float16"})
     config = json.loads(runs.RunPaths(home / "runs" / "fm").config.read_text())
     assert config["data"] == f"fashion_mnist:{home / 'data' / 'raw' / 'fm'}"
     assert (config["channels"], config["epochs"], config["batch_size"]) == (1, 3, 8)
+    assert config["precision"] == "mixed_float16"
     assert config["image_size"] == 16  # what smoke chose, as nothing else was asked
     train_cell = next(c for c in _code_cells(_read(out)) if "grid.show(" in c.source)
     pictures = [o for o in train_cell.outputs if "text/html" in o.get("data", {})]

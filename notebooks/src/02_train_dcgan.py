@@ -20,6 +20,7 @@ epochs = None  # total epochs (None: the preset's); raise it to train a finished
 image_size = None  # None: the preset's (must match a prepared cache's size)
 channels = None  # None: the preset's (3: RGB; 1: a grayscale cache from notebook 01)
 batch_size = None  # None: the preset's; fixed for the life of a run
+precision = None  # None: the preset's (float32); "mixed_float16" on a GPU; fixed for the life of a run
 lr_d = None  # discriminator learning rate (None: the preset's)
 lr_g = None  # generator learning rate (None: the preset's)
 run_name = ""  # folder under home/runs ("": <preset>-<dataset name>, plus -smoke in smoke mode)
@@ -39,7 +40,7 @@ from pathlib import Path
 from cargan_tf import config, runs
 
 overrides = dict(image_size=image_size, channels=channels, batch_size=batch_size, lr_d=lr_d,
-                 lr_g=lr_g)
+                 lr_g=lr_g, precision=precision)
 overrides = {key: value for key, value in overrides.items() if value is not None}  # None: preset's
 overrides.update(config.length_overrides(epochs=epochs))  # epochs clear small32's step budget
 cfg = config.preset(preset, data=nb.resolve_data(dataset, home))  # relative paths: under home
@@ -51,7 +52,10 @@ run_dir = home / "runs" / run_name
 paths = runs.RunPaths(run_dir)
 print(f"run folder: {run_dir}")
 print(f"{cfg.preset}: {cfg.image_size}x{cfg.image_size}x{cfg.channels}, data {cfg.data}, "
-      f"{config.describe_length(cfg)}, batch {cfg.batch_size}, lr_d {cfg.lr_d}, lr_g {cfg.lr_g}")
+      f"{config.describe_length(cfg)}, batch {cfg.batch_size}, lr_d {cfg.lr_d}, lr_g {cfg.lr_g}, "
+      f"{cfg.precision}")
+
+# %% include="gpu"
 
 # %% [markdown]
 # ## 4. Train (or resume)

@@ -25,6 +25,8 @@ out_name = ""  # folder under home/runs ("": gan-vs-vae-<dataset name>, plus -sm
 home = None  # home folder (None: MyDrive/cargan in Colab, ~/cargan elsewhere)
 smoke = False  # tiny models and data (16x16, 1 epoch, pixel features): a quick try of every step
 
+# %% include="gpu"
+
 # %% [markdown]
 # ## 3. Train the three models and score them
 #

@@ -50,6 +50,8 @@ cfg = cfg.replace(data=data)
 print("images:", images.dtype, images.shape, "from", data)
 nb.show_image(viz.upscale(viz.image_grid(images[:64], 8), 336))
 
+# %% include="gpu"
+
 # %% [markdown]
 # ## 4. Train (or resume)
 #

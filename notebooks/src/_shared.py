@@ -1,7 +1,7 @@
 """The cells every notebook shares, added by build_notebooks.py; `part=` names each group.
 
 install, parameters, setup: the frame, around every notebook's title and parameters cell.
-outputs, unmount: where a notebook's source says `# %% include="outputs"` (or "unmount").
+gpu, outputs, unmount: where a notebook's source says `# %% include="gpu"` (or the others).
 `{stem}`, `{repo_url}` and `{wheel}` are filled in per notebook (plain text replacement).
 """
 
@@ -83,6 +83,31 @@ from cargan_tf import notebook as nb
 home = nb.setup_home(home, smoke)
 # an image folder given as `data` to training is prepared once, into home/data/prepared
 os.environ.setdefault("CARGAN_CACHE_DIR", str(home / "data" / "prepared"))
+
+# %% [markdown] part="gpu"
+# ## Which device trains: GPU, TPU or CPU
+#
+# The next cell says which device TensorFlow will train on. A full run wants a GPU: in Colab,
+# *Runtime > Change runtime type > T4 GPU* (this notebook asks for one, but Colab gives a CPU
+# runtime when none is free), then run the notebook again from the top; the run resumes. On a GPU,
+# mixed precision computes in float16 and keeps float32 weights: notebook 02's `precision`
+# parameter, `"mixed_float16"` (the CLI's `--set precision=mixed_float16`). A TPU runtime trains
+# on its CPU here: a TPU needs the fused engine and `strategy=tpu` (README, "More than one device").
+#
+# What is measured: the tests run every notebook in smoke mode on a CPU, and one tiny epoch with
+# `mixed_float16` (fused engine) on a CPU: float16 layers, float32 weights and losses. The speeds
+# in BENCHMARKS.md are CPU speeds. Not measured yet: any GPU or TPU speed, and whether
+# `mixed_float16` changes what a model learns.
+
+# %% part="gpu"
+import tensorflow as tf
+
+gpus = tf.config.list_physical_devices("GPU")  # one device trains: the first GPU, if there is one
+tpus = tf.config.list_physical_devices("TPU")  # used only with strategy=tpu (fused engine)
+print("training on:", f"GPU ({gpus[0].name})" if gpus else "CPU", "(TPU attached, unused)" if tpus else "")
+if not gpus and nb.in_colab() and not smoke:
+    print("WARNING: no GPU in this runtime; a full run will take hours. Runtime > Change runtime "
+          "type > T4 GPU, then run the notebook again from the top (the run resumes).")
 
 # %% [markdown] part="unmount"
 # ## At the end of a long run: flush Drive
