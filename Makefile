@@ -1,11 +1,12 @@
 # Two commands do all set-up on a fresh clone (they create .venv and install the pins):
 #   make quickstart   train the main job on the embedded toycars set (~10 min on 2 CPU cores)
 #   make test         run the test suite
+#   make dist         build the wheel the notebooks install in Colab (dist/cargan_tf-*.whl)
 PY := .venv/bin/python
 RUN_DIR ?= runs/quickstart
 SMOKE ?=
 
-.PHONY: venv quickstart test lint clean-venv colab-venv test-colab wheel-smoke check-py313-wheels
+.PHONY: venv quickstart test lint dist clean-venv colab-venv test-colab wheel-smoke check-py313-wheels
 
 venv:
 	@bash scripts/ensure_venv.sh
@@ -53,6 +54,16 @@ wheel-smoke:
 # every pin of requirements.txt and requirements-dev.txt has a Python 3.13 wheel (needs PyPI)
 check-py313-wheels:
 	PY=$(if $(wildcard $(PY)),$(PY),python3) bash scripts/check_py313_wheels.sh
+
+# The wheel for Colab: upload dist/cargan_tf-<version>-py3-none-any.whl to MyDrive/cargan/ and the
+# notebooks' install cell finds it. Built offline with the venv's own setuptools when it has one
+# (Python 3.12+ venvs have none: then pip fetches setuptools for an isolated build).
+dist: venv
+	rm -rf build dist/cargan_tf-*.whl
+	$(PY) -m pip wheel -q --no-deps -w dist \
+		$(if $(shell $(PY) -c 'import setuptools' 2>/dev/null && echo yes),--no-build-isolation) .
+	rm -rf build
+	@ls dist/cargan_tf-*.whl
 
 clean-venv:
 	rm -rf .venv .venv-colab
