@@ -186,6 +186,33 @@ def litert_interpreter_class():
     return Interpreter
 
 
+KIND_NAMES = {
+    "litert": "a LiteRT model (.tflite), run by ai-edge-litert's interpreter",
+    "savedmodel": "a TensorFlow SavedModel folder (its `serve` endpoint)",
+    "keras": "a Keras model (.keras file, or a run folder's generator)",
+}
+
+
+def serving_kind(path: str | os.PathLike) -> str:
+    """Which kind of model load_serving_model would open at `path`, without opening it."""
+    path = Path(path)
+    if path.is_dir() and (path / "saved_model.pb").exists():
+        return "savedmodel"
+    return "litert" if path.suffix == ".tflite" else "keras"
+
+
+def provenance(path: str | os.PathLike) -> str:
+    """Whether an export_report.json beside `path` lists it, and what its check said."""
+    path = Path(path)
+    report = _read_report(path.parent / REPORT_FILE)
+    for name, entry in (report.get("exports") or {}).items():
+        if isinstance(entry, dict) and entry.get("path") == path.name:
+            verdict = "agrees with" if entry.get("ok") else "does NOT agree with"
+            return (f"listed as {name} in {path.parent / REPORT_FILE}: it {verdict} the generator "
+                    f"{report.get('source', '?')}")
+    return f"not listed in an {REPORT_FILE} beside it (not checked by `export`)"
+
+
 def load_serving_model(path: str | os.PathLike, num_threads: int | None = None) -> ServingModel:
     """Open a serving model: .tflite, a SavedModel folder, a .keras file or a run folder.
 
@@ -282,12 +309,12 @@ def export(source: str | os.PathLike, out_dir: str | os.PathLike,
     from cargan_tf.runs import write_json_atomic
 
     out = Path(out_dir)
+    generator = load_generator(source)  # first: a bad source leaves no empty --out folder
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise _write_error(out, f"creating {out}", err) from err
     _recover(out)
-    generator = load_generator(source)
     serving = build_serving_model(generator)
     z = check_latents(generator.input_shape[-1])
     reference = generate_images(generator, z)  # the original generator, rounded in numpy
@@ -448,7 +475,10 @@ def _write_error(out: Path, doing: str, err: BaseException,
                  f"{REPORT_FILE} lists only the unchanged ones")
     else:
         state = f"the exports already there and {REPORT_FILE} are unchanged"
-    reason = getattr(err, "strerror", None) or first_line(err, 160)
+    reason = getattr(err, "strerror", None)
+    if not reason:  # TensorFlow's errors: "<long path>; No space left on device [Op:SaveV2]"
+        text = first_line(err, 2000)
+        reason = f"{kind}: {text if len(text) <= 160 else '...' + text[-157:]}"
     return RunFolderError(f"export to {out} failed while {doing} ({reason}); {state}: {todo}, "
                           "then run the command again")
 
