@@ -264,7 +264,7 @@ def test_serve_says_which_export_it_loads_and_that_a_model_is_code(tflite_path):
     text = "\n".join(lines)
     assert lines[0].startswith("loading a LiteRT model (.tflite)"), text
     assert "listed as litert_float16 in" in text and "it agrees with the generator" in text
-    assert "trust: a SavedModel (and a .keras file) is code" in text
+    assert "trust: a SavedModel is code: loading it runs the TensorFlow ops it holds" in text
     assert "source you trust" in text
     assert lines[-1].startswith("serving the litert model (z of 16 -> 16x16x3 images) at http://")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from cargan_tf.errors import CarganError
 
 # Printed at start-up (and said in the README): what loading a model means.
-TRUST_NOTE = ("a SavedModel (and a .keras file) is code: loading it runs the TensorFlow ops it "
-              "holds, with this process's rights. Serve only models you exported yourself or "
-              "that come from a source you trust.")
+TRUST_NOTE = ("a SavedModel is code: loading it runs the TensorFlow ops it holds, with this "
+              "process's rights (a .keras file is read in Keras' safe mode). Serve only models "
+              "you exported yourself or that come from a source you trust.")
 
 
 def register(subparsers) -> None:
