@@ -332,7 +332,7 @@ def export(source: str | os.PathLike, out_dir: str | os.PathLike,
             # full, once they are in place); if this write fails, nothing has been replaced
             for name in staged:
                 exports.pop(name, None)
-            report["ok"] = all(entry.get("ok") for entry in exports.values())
+            report["ok"] = False  # incomplete until the renames are done and it is rewritten
             report["replacing"] = sorted(staged)
             write_json_atomic(report_path, report)
         for name in list(staged):
