@@ -20,6 +20,7 @@ import os
 import re
 import secrets
 import struct
+import sys
 import threading
 import zlib
 from collections.abc import Callable, Mapping
@@ -588,8 +589,6 @@ class GalleryServer(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address):
         """A client that hung up or stalled is one log line; anything else, with its traceback."""
-        import sys
-
         if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             LOG.info("%s: connection closed early", client_address[0])
         else:
