@@ -17,7 +17,7 @@ a notebook that includes `gpu` (which device trains) asks Colab for a GPU in its
 The badges, README's links and the install cell's REPO_URL come from cargan_tf/colab_links.py,
 the one place that holds the project's public address.
 
-Why a reader of our own instead of depending on jupytext: the format subset above takes 40 lines,
+Why a reader of our own instead of depending on jupytext: the format subset above takes 50 lines,
 the builder then needs nothing beyond nbformat (already pinned for papermill), and what it writes
 is decided here, so a jupytext release cannot change every committed notebook. The sources stay
 valid percent-format files: jupytext and editors that know `# %%` cells (VS Code, PyCharm, Spyder)
@@ -49,7 +49,7 @@ SHARED = SOURCES / "_shared.py"
 README = REPO / "README.md"
 TABLE_START = "<!-- notebook table: written by notebooks/build_notebooks.py from notebooks/src/*.py -->"
 TABLE_END = "<!-- end of notebook table -->"
-CELL_HEADER = re.compile(r"# %%(?: \[(markdown)\])?(.*)")
+CELL_HEADER = re.compile(r"# %%(?: \[(markdown)\])?((?: .*)?)")  # `# %% [markdown] key=value ...`
 OPTION = re.compile(r"\s*(\w+)=")
 # What Colab writes when a notebook asks for a GPU runtime (Runtime > Change runtime type > T4 GPU).
 GPU_METADATA = {"accelerator": "GPU", "colab": {"gpuType": "T4", "provenance": []}}
@@ -64,6 +64,7 @@ def _load_colab_links():
 
 
 colab_links = _load_colab_links()
+
 
 # ---- reading a percent-format source ---------------------------------------------------------
 
@@ -165,6 +166,8 @@ def build(source: Source) -> nbformat.NotebookNode:
     cells = [badge, title, *parts["install"]]
     for cell in rest:
         if "include" in cell.options:
+            if cell.options["include"] not in parts:
+                raise ValueError(f"{source.stem}: _shared.py has no part {cell.options['include']!r}")
             cells += parts[cell.options["include"]]
         elif "parameters" in cell.options.get("tags", []):
             cells += [*parts["parameters"], cell, *parts["setup"]]
