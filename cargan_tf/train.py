@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -423,6 +423,34 @@ class Trainer:
                   flush=True)
 
     def run(self, on_epoch_end: EpochCallback | None = None) -> Path:
+        """The whole run: begin(); per batch train_step, update_ema, end_batch; per epoch
+        end_epoch; finish(). Notebook 02 writes the same loop out with the three
+        train_on_batch calls in place of train_step (the Keras engine's step)."""
+        self.begin()
+        batches = self.batches()
+        while self.epoch <= self.cfg.epochs:  # a minutes budget sets epochs after the warm-up
+            of = "?" if minutes_pending(self.cfg) else self.cfg.epochs  # "?": the warm-up decides
+            bar = tqdm(total=self.steps_per_epoch, initial=self.batch,
+                       disable=not self.cfg.progress, desc=f"epoch {self.epoch}/{of}",
+                       leave=False, file=sys.stdout)
+            while self.batch < self.steps_per_epoch:
+                row = self.train_step(next(batches))
+                self.update_ema()
+                self.end_batch(row)
+                bar.update(1)
+                bar.set_postfix(d=f"{row['d_loss_real'] + row['d_loss_fake']:.3f}",
+                                g=f"{row['g_loss']:.3f}", refresh=False)
+            bar.close()
+            self.end_epoch(on_epoch_end)
+        self.finish()
+        if not self.is_chief:  # the scratch folder only existed for the collective saves
+            shutil.rmtree(self.paths.root, ignore_errors=True)
+        return self.source.root
+
+    # ---- the loop's parts: run() calls them, and so does notebook 02's written-out loop -----
+    def begin(self) -> None:
+        """Before the first batch: resume from the newest checkpoint, or start a new run
+        (init_from, the epoch-0 grid); set up evaluation; write run_info.json."""
         cfg = self.cfg
         initialised = None
         if not self.restore_latest():
@@ -449,80 +477,95 @@ class Trainer:
             "resumed_from": self.resumed_from.name if self.resumed_from else None,
             **({"initialised_from": initialised} if initialised else {}),
             "n_images": len(self.images), "steps_per_epoch": self.steps_per_epoch})
-        writer = tf.summary.create_file_writer(str(self.paths.tensorboard)) \
+        self._writer = tf.summary.create_file_writer(str(self.paths.tensorboard)) \
             if cfg.tensorboard else None
-        last_save, last_plots = time.monotonic(), -math.inf
-        # one pipeline for every remaining epoch: it prefetches across epoch boundaries
+        self._last_save, self._last_plots = time.monotonic(), -math.inf
+        self._pace, self._paced = Pace(), False
+        self._batch_start, self._data_wait = time.perf_counter(), 0.0
+
+    def batches(self) -> Iterator[tf.Tensor]:
+        """The real batches still to train, float32 (B, S, S, C) in [-1, 1], from where the run
+        stands (epoch, batch) to its last epoch, as one prefetched pipeline across epochs.
+        Each epoch's order depends only on (seed, epoch), so a resumed run sees the same
+        batches as an uninterrupted one. Call after begin(); it times each wait for data."""
+        cfg = self.cfg
         dataset = run_dataset(self.images, cfg.batch_size, cfg.seed, self.epoch, cfg.epochs,
                               skip_batches=self.batch, drop_remainder=cfg.drop_remainder,
                               flip=cfg.flip)
         if self.strategy is not None:
             dataset = distribute_dataset(self.strategy, dataset)
         data = iter(dataset)
-        pace, paced = Pace(), False
-        while self.epoch <= cfg.epochs:
-            of = "?" if minutes_pending(cfg) else cfg.epochs  # "?": the warm-up decides
-            bar = tqdm(total=self.steps_per_epoch, initial=self.batch, disable=not cfg.progress,
-                       desc=f"epoch {self.epoch}/{of}", leave=False, file=sys.stdout)
-            while self.batch < self.steps_per_epoch:
-                start = time.perf_counter()
+        while True:
+            start = time.perf_counter()
+            try:
                 real = next(data)
-                waited = time.perf_counter() - start
-                row = self.train_step(real)
-                if self.ema_generator is not None:
-                    self._ema_update(tf.constant(self.step))
-                row.update(epoch=self.epoch, batch=self.batch, data_wait_seconds=waited,
-                           seconds=time.perf_counter() - start)
-                self._check_finite(row)
-                self._pending_rows.append(row)
-                if writer is not None:
-                    tensorboard.write_scalars(writer, row, self.step)
-                self.batch += 1
-                self.step += 1
-                pace.step_done(self.step)
-                bar.update(1)
-                bar.set_postfix(d=f"{row['d_loss_real'] + row['d_loss_fake']:.3f}",
-                                g=f"{row['g_loss']:.3f}", refresh=False)
-                if cfg.samples_every_batches and self.batch % cfg.samples_every_batches == 0:
-                    self.save_grid(batch=self.batch)
-                if len(self._pending_rows) >= 200:
-                    self.flush_history()
-                runs.fault_point("after_batch")
-                minutes = cfg.checkpoint_every_minutes
-                if minutes and time.monotonic() - last_save > minutes * 60:
-                    self.save_checkpoint()
-                    last_save = time.monotonic()
-            bar.close()
-            self.epoch, self.batch = self.epoch + 1, 0
-            done = self.epoch - 1
-            grid = self.save_grid() \
-                if done % grid_every_epochs(cfg) == 0 or done == cfg.epochs else None
+            except StopIteration:
+                return
+            self._batch_start, self._data_wait = start, time.perf_counter() - start
+            yield real
+
+    def update_ema(self) -> None:
+        """After each step: move the EMA of G's weights towards G's (ema_decay; with a warm-up,
+        see _ema_step). Grids and generator.keras show the EMA. Nothing when ema_decay is 0."""
+        if self.ema_generator is not None:
+            self._ema_update(tf.constant(self.step))
+
+    def end_batch(self, row: dict[str, float]) -> None:
+        """After each step: `row` (the step's d_loss_real, d_loss_fake, g_loss, g_loss_l2, D(x),
+        D(G(z))) is checked (a NaN stops the run) and goes to history.csv with its position
+        and timing; the position advances; a grid every samples_every_batches and a checkpoint
+        every checkpoint_every_minutes."""
+        cfg = self.cfg
+        row.update(epoch=self.epoch, batch=self.batch, data_wait_seconds=self._data_wait,
+                   seconds=time.perf_counter() - self._batch_start)
+        self._check_finite(row)
+        self._pending_rows.append(row)
+        if self._writer is not None:
+            tensorboard.write_scalars(self._writer, row, self.step)
+        self.batch += 1
+        self.step += 1
+        self._pace.step_done(self.step)
+        if cfg.samples_every_batches and self.batch % cfg.samples_every_batches == 0:
+            self.save_grid(batch=self.batch)
+        if len(self._pending_rows) >= 200:
             self.flush_history()
-            if time.monotonic() - last_plots >= PLOTS_EVERY_SECONDS:  # finish() always plots
-                self.write_plots()
-                last_plots = time.monotonic()
-            if writer is not None:
-                tensorboard.write_images(writer, "samples", viz.to_uint8(self.samples())[:16],
-                                         self.step)
-            if cfg.eval_every_epochs and (self.epoch - 1) % cfg.eval_every_epochs == 0:
-                self.evaluate()  # before the checkpoint, so a resume never scores an epoch twice
-            if (self.epoch - 1) % max(1, cfg.checkpoint_every_epochs) == 0 \
-                    or self.epoch > cfg.epochs:
-                self.save_checkpoint()
-                last_save = time.monotonic()
-            if not paced and pace.ready(self.step):  # the warm-up is over: say how long
-                paced = True
-                self.after_warmup(pace)
-                cfg = self.cfg  # a minutes budget has just become steps
-            if cfg.progress:
-                recent = runs.read_history(self.paths.history)[-self.steps_per_epoch:]
-                print(_epoch_summary(self.epoch - 1, cfg.epochs, recent), flush=True)
-            if on_epoch_end is not None:
-                on_epoch_end(self.epoch - 1, grid)
-        self.finish()
-        if not self.is_chief:  # the scratch folder only existed for the collective saves
-            shutil.rmtree(self.paths.root, ignore_errors=True)
-        return self.source.root
+        runs.fault_point("after_batch")
+        minutes = cfg.checkpoint_every_minutes
+        if minutes and time.monotonic() - self._last_save > minutes * 60:
+            self.save_checkpoint()
+            self._last_save = time.monotonic()
+
+    def end_epoch(self, on_epoch_end: EpochCallback | None = None) -> Path | None:
+        """After an epoch's last batch: its sample grid (when due), history.csv, the loss plots
+        (at most every PLOTS_EVERY_SECONDS), an evaluation (eval_every_epochs), a checkpoint;
+        after the warm-up, the pace (a minutes budget becomes steps: self.cfg.epochs is set);
+        the epoch's summary line; then on_epoch_end(epoch, grid_png). Returns the grid's path,
+        or None after an epoch without a grid (samples_every_epochs)."""
+        self.epoch, self.batch = self.epoch + 1, 0
+        done, cfg = self.epoch - 1, self.cfg
+        grid = self.save_grid() \
+            if done % grid_every_epochs(cfg) == 0 or done == cfg.epochs else None
+        self.flush_history()
+        if time.monotonic() - self._last_plots >= PLOTS_EVERY_SECONDS:  # finish() always plots
+            self.write_plots()
+            self._last_plots = time.monotonic()
+        if self._writer is not None:
+            tensorboard.write_images(self._writer, "samples", viz.to_uint8(self.samples())[:16],
+                                     self.step)
+        if cfg.eval_every_epochs and done % cfg.eval_every_epochs == 0:
+            self.evaluate()  # before the checkpoint, so a resume never scores an epoch twice
+        if done % max(1, cfg.checkpoint_every_epochs) == 0 or self.epoch > cfg.epochs:
+            self.save_checkpoint()
+            self._last_save = time.monotonic()
+        if not self._paced and self._pace.ready(self.step):  # the warm-up is over: how long
+            self._paced = True
+            self.after_warmup(self._pace)  # a minutes budget becomes steps: a new self.cfg
+        if self.cfg.progress:
+            recent = runs.read_history(self.paths.history)[-self.steps_per_epoch:]
+            print(_epoch_summary(done, self.cfg.epochs, recent), flush=True)
+        if on_epoch_end is not None:
+            on_epoch_end(done, grid)
+        return grid
 
 
 def _set_length(trainer: Trainer, steps: int, seconds_per_step: float) -> None:
