@@ -34,8 +34,10 @@ COMMAND_MODULES = (
 DEBUG_ENV = "CARGAN_DEBUG"
 EXIT_ENVIRONMENT = 1  # the machine failed the command: disk full, read-only, out of memory ...
 EXIT_BAD_INPUT = 2  # the command refused its input: arguments, files, folders, a config
-# errnos that name a path given wrongly rather than a failing machine
-_INPUT_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG})
+# errnos that name a path given wrongly (missing, a file where a folder is needed or the other
+# way round, a symlink loop) rather than a failing machine
+_INPUT_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG,
+                           errno.EEXIST, errno.ENOTEMPTY, errno.ELOOP})
 EPILOG = f"""\
 exit codes and errors:
   0    done
