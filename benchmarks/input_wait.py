@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from cargan_tf import config, runs
-from cargan_tf.data.folders import prepare
+from cargan_tf.data.prepare import prepare
 from cargan_tf.data.toycars import draw_toycars
 from cargan_tf.train import train
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cargan_tf.data.folders import load_cache, prepare
+from cargan_tf.data.cache import load_cache
+from cargan_tf.data.prepare import prepare
 
 N_IMAGES = 2000
 WIDTH, HEIGHT = 640, 480  # a typical listing photo

@@ -23,7 +23,14 @@ import numpy as np
 
 from cargan_tf import config as config_mod
 from cargan_tf import runs, viz
+from cargan_tf.data.sources import load_images_for
 from cargan_tf.evaluate import EVAL_SEED, PIXEL_NOTE, choose_extractor, real_images_for, score_images
+from cargan_tf.generate import generate_images, interpolation_images, load_generator
+from cargan_tf.latents import seed_to_latent
+from cargan_tf.models import build_discriminator, parameter_counts
+from cargan_tf.runs import RunPaths, read_history
+from cargan_tf.train import train
+from cargan_tf.vae import VAETrainer, read_vae_history, vae_config_from, vae_parameter_counts
 
 MODELS = ("gan", "vae_dense", "vae_conv")
 LABELS = {"gan": "GAN (DCGAN)", "vae_dense": "VAE v1 (dense)", "vae_conv": "VAE v2 (conv)"}
@@ -77,15 +84,6 @@ def run_comparison(out: str | os.PathLike, *, data: str = "toycars", image_size:
     features: domain (toycars / fashion_mnist extractor) or pixels; smoke mode always uses
     pixels (the domain extractor takes minutes to train the first time).
     """
-    import tensorflow as tf  # noqa: F401  (the models below need it)
-
-    from cargan_tf.generate import generate_images, interpolation_images, load_generator
-    from cargan_tf.latents import seed_to_latent
-    from cargan_tf.models import build_discriminator, parameter_counts
-    from cargan_tf.runs import RunPaths, read_history
-    from cargan_tf.train import load_images_for, train
-    from cargan_tf.vae import VAETrainer, read_vae_history, vae_config_from, vae_parameter_counts
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = comparison_config(data, image_size, epochs, data_n, smoke)

@@ -1,3 +1,4 @@
+# Over 450 lines: every knob of a run is declared, documented and validated here, in one place.
 """RunConfig: every knob of a run in one dataclass, the named presets, and JSON round-trips.
 
 Keys are split in two: *identity* keys decide what the run is (architecture, data, loss, seed,
@@ -10,10 +11,15 @@ import dataclasses
 import difflib
 import json
 import math
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
+from cargan_tf.env import is_chief_process
 from cargan_tf.errors import ConfigError
+from cargan_tf.runs import RunPaths
 
 
 def parse_policy(policy: str) -> tuple[str, ...]:
@@ -389,6 +395,90 @@ def smoke(cfg: RunConfig) -> RunConfig:
     return cfg.replace(**overrides)
 
 
+# names data.sources.load_images knows before it looks for a folder ("name" or "name:FOLDER")
+NAMED_SOURCES = ("toycars", "fashion_mnist", "stanford_cars", "stanford_cars_cropped")
+
+
+def normalize_data(data: str, base: str | os.PathLike | None = None) -> str:
+    """`data` with its folder made absolute and tidy (c32, c32/, ./c32 and /abs/c32 are one
+    source; ~ expanded), so a run records where its images are wherever it was started from.
+    A relative folder is taken under `base` (None: the working folder). Names (toycars,
+    fashion_mnist) stay as they are; fashion_mnist:FOLDER gets FOLDER made absolute."""
+    def absolute(path: str) -> str:
+        return os.path.abspath(os.path.join(base or os.getcwd(), os.path.expanduser(path)))
+
+    if not data:
+        return data
+    name, sep, rest = data.partition(":")
+    if name in NAMED_SOURCES:
+        return f"{name}:{absolute(rest)}" if sep and rest else data
+    return absolute(data)
+
+
+def read_config_file(path: str | os.PathLike) -> RunConfig:
+    """The RunConfig in a config.json (a run's own, or one written by hand)."""
+    path = Path(path)
+    try:
+        return RunConfig.from_json(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(f"cannot read the config {path}: {err.strerror or err}") from err
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{path} is not a cargan_tf config.json ({err})") from err
+
+
+def resolve(preset: str | None = None, overrides: Mapping[str, Any] | None = None, *,
+            data: str | None = None, run_dir: str | os.PathLike | None = None,
+            smoke: bool = False, epochs: int | None = None, steps: int | None = None,
+            config_file: str | os.PathLike | None = None, base: str | os.PathLike | None = None,
+            n_images: int | None = None) -> RunConfig:
+    """The final RunConfig of a run, from what its user asked for: the CLI's `train`, the
+    notebooks and train() all make it here, before anything is built, and nothing replaces it.
+
+    1. the start: `config_file` (a config.json); else, with no `preset`, the run folder's own
+       config.json when `run_dir` holds one (a resume); else the preset (default quick32);
+    2. smoke: tiny sizes, first, so the values asked for below still win;
+    3. `overrides` ({key: value}; a None value means "the preset's"), then the length asked
+       for (length_overrides: epochs clear a step budget), then `data`;
+    4. finish(): data made absolute (a relative folder under `base`, default the working
+       folder); with `n_images`, a step budget in whole epochs of that set; no progress bar
+       on a non-chief worker.
+    """
+    own = RunPaths(run_dir).config if run_dir else None
+    if config_file:
+        cfg = read_config_file(config_file)
+    elif preset is None and own is not None and own.is_file():
+        cfg = read_config_file(own)
+        print(f"resuming with the run's own config: {own}", flush=True)
+    else:
+        cfg = globals()["preset"](preset or "quick32")
+    if smoke:
+        cfg = globals()["smoke"](cfg)
+    changes = {key: value for key, value in (overrides or {}).items() if value is not None}
+    changes.update(length_overrides(epochs, steps))
+    if data is not None:
+        changes["data"] = data
+    return finish(cfg.replace(**changes), n_images, base=base)
+
+
+def finish(cfg: RunConfig, n_images: int | None = None, *,
+           base: str | os.PathLike | None = None) -> RunConfig:
+    """The last step of resolve(), the one that needs the training set: `cfg` with its data
+    folder absolute (under `base`), a step budget as whole epochs of `n_images` images (when
+    given), and no progress bar on a non-chief worker. Applied twice, it changes nothing."""
+    changes: dict[str, Any] = {"data": normalize_data(cfg.data, base=base)}
+    if n_images is not None and cfg.steps:
+        per_epoch = batches_per_epoch(n_images, cfg.batch_size, cfg.drop_remainder)
+        changes["epochs"] = epochs_for_steps(cfg, per_epoch).epochs
+    if not is_chief_process(cfg.strategy):
+        changes["progress"] = False
+    return cfg.replace(**changes)
+
+
+def batches_per_epoch(n: int, batch_size: int, drop_remainder: bool = True) -> int:
+    """Batches in one pass over n images: the last partial batch counts unless dropped."""
+    return n // batch_size if drop_remainder else -(-n // batch_size)
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """'key=value' from the command line, the value parsed by the field's type."""
     if "=" not in text:
@@ -434,6 +524,7 @@ def _reject_unknown(data: dict[str, Any]) -> None:
             raise ConfigError(f"unknown config key {key!r}{hint}")
 
 
-__all__ = ["RunConfig", "PRESETS", "IDENTITY_KEYS", "SCHEDULE_KEYS", "preset", "smoke",
+__all__ = ["RunConfig", "PRESETS", "IDENTITY_KEYS", "SCHEDULE_KEYS", "resolve", "finish",
+           "read_config_file", "normalize_data", "preset", "smoke",
            "epochs_for_steps", "length_overrides", "describe_length", "parse_override",
            "diff_identity", "diff_schedule"]

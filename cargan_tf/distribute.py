@@ -15,13 +15,13 @@ resume from the chief's checkpoints.
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
 from cargan_tf.config import RunConfig
+from cargan_tf.env import is_chief_task
 from cargan_tf.errors import ConfigError
 
 
@@ -57,16 +57,9 @@ def replicas(strategy: tf.distribute.Strategy) -> int:
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """Whether this process writes the run folder: always, except a non-chief worker."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return True
-    task_type, task_id = resolver.task_type, resolver.task_id
-    if task_type in (None, "chief"):
-        return True
-    # with no "chief" in the cluster, worker 0 plays that role (TensorFlow's convention)
-    has_chief = "chief" in json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
-    return task_type == "worker" and task_id == 0 and not has_chief
+    """Whether this process writes the run folder: always, except a non-chief worker (the
+    cluster in TF_CONFIG, as env.is_chief_task reads it)."""
+    return not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or is_chief_task()
 
 
 def check_batch(cfg: RunConfig, strategy: tf.distribute.Strategy) -> int:

@@ -25,15 +25,14 @@ update equals one device's on the whole batch. The history's numbers are the rep
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from cargan_tf import distribute, latents
 from cargan_tf.augment import ada_adjust, diff_augment
 from cargan_tf.config import RunConfig, parse_policy
-from cargan_tf.gan import StackedGAN, set_trainable
-from cargan_tf.losses import l2_penalty, mode_seeking_penalty
+from cargan_tf.gan import StackedGAN, set_trainable, train_step_keras
+from cargan_tf.losses import d_loss, d_probability, g_loss, l2_penalty, mode_seeking_penalty
 
 
 def step_inputs(cfg: RunConfig, step: int, n: int) -> dict[str, np.ndarray]:
@@ -56,62 +55,16 @@ def step_inputs(cfg: RunConfig, step: int, n: int) -> dict[str, np.ndarray]:
 
 
 class KerasEngine:
-    """Three ``train_on_batch`` calls per step on D and the stacked gan."""
+    """Three ``train_on_batch`` calls per step on D and the stacked gan (gan.train_step_keras)."""
 
     name = "keras"
 
     def __init__(self, sg: StackedGAN, cfg: RunConfig):
         self.sg, self.cfg = sg, cfg
-        training = cfg.fake_batch_mode == "training"
-        self._generate = tf.function(lambda z: sg.generator(z, training=training),
-                                     reduce_retracing=True)
 
     def step(self, real: tf.Tensor, inputs: dict[str, np.ndarray]) -> dict[str, float]:
-        # the fake batch comes from G in inference mode, as generator.predict() gave it
-        # (fake_batch_mode=training: with G's batch statistics, updating its moving ones)
-        fake = self._generate(inputs["z_fake"])
-        d_real = self.sg.train_discriminator(real, inputs["y_real"])
-        d_fake = self.sg.train_discriminator(fake, inputs["y_fake"])
-        ones = np.ones((len(inputs["z_gen"]), 1), np.float32)
-        g = self.sg.train_generator(inputs["z_gen"], ones)
-        return {"d_loss_real": d_real["loss"], "d_loss_fake": d_fake["loss"],
-                "g_loss": g["bce"], "g_loss_l2": g["loss"] - g["bce"],
-                "D(x)": d_real["d_out"], "D(G(z))": d_fake["d_out"]}
-
-
-def _bce(y_true, y_pred):
-    return tf.reduce_mean(keras.losses.binary_crossentropy(y_true, y_pred))
-
-
-def d_loss(loss: str, out, labels, real: bool):
-    """D's loss on one batch of its outputs `out` (N, 1): targets `labels` (bce, nonsaturating)
-    or, for hinge, mean(relu(1 - out)) on real images and mean(relu(1 + out)) on fakes."""
-    if loss == "bce":
-        return _bce(labels, out)
-    out = tf.cast(out, tf.float32)
-    if loss == "nonsaturating":
-        return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=out))
-    if loss == "hinge":
-        return tf.reduce_mean(tf.nn.relu(1.0 - out) if real else tf.nn.relu(1.0 + out))
-    raise ValueError(f"unknown loss {loss!r}")
-
-
-def g_loss(loss: str, out):
-    """G's loss on D's outputs for its fakes: -log D(G(z)) (bce, nonsaturating), -D(G(z)) (hinge)."""
-    if loss == "bce":
-        return _bce(tf.ones_like(out), out)
-    out = tf.cast(out, tf.float32)
-    if loss == "nonsaturating":
-        return tf.reduce_mean(tf.nn.softplus(-out))  # = BCE(1, sigmoid(out)), computed stably
-    if loss == "hinge":
-        return -tf.reduce_mean(out)
-    raise ValueError(f"unknown loss {loss!r}")
-
-
-def d_probability(loss: str, out):
-    """mean D output as a probability for the history: sigmoid(score) for the logit losses."""
-    out = tf.cast(out, tf.float32)
-    return tf.reduce_mean(out if loss == "bce" else tf.sigmoid(out))
+        return train_step_keras(self.sg, real, inputs["z_fake"], inputs["z_gen"],
+                                inputs["y_real"], inputs["y_fake"])
 
 
 class FusedEngine:
@@ -136,7 +89,6 @@ class FusedEngine:
         # ADA's augmentation probability: a variable so checkpoints save it (train.py tracks it)
         self.ada_p = tf.Variable(0.0, trainable=False, dtype=tf.float32, name="ada_p") \
             if cfg.ada_target else None
-        sg.build_optimizers()
         jit = {"auto": None, "on": True, "off": False}[cfg.jit_compile]
         body = self._classic if schedule == "classic" else self._joint
         if strategy is None:

@@ -9,9 +9,7 @@ set match; metrics.json records all three.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import os
 import time
@@ -23,10 +21,12 @@ from typing import Any
 import numpy as np
 
 from cargan_tf import features as feats
-from cargan_tf import metrics, viz
+from cargan_tf import io, metrics, viz
+from cargan_tf.config import RunConfig
 from cargan_tf.data.sources import load_images
+from cargan_tf.data.toycars import draw_toycars
 from cargan_tf.errors import CarganError
-from cargan_tf.generate import generate_images, latent_dim_of
+from cargan_tf.generate import generate_images, latent_dim_of, load_generator, resolve_generator_path
 from cargan_tf.latents import seed_to_latent
 from cargan_tf.runs import RunPaths, write_json_atomic, write_text_atomic
 
@@ -78,13 +78,9 @@ def real_images_for(data: str, image_size: int, channels: int, n: int, *, seed: 
     the real-vs-real floor); for finite data it holds what is left after part 0, maybe none.
     """
     if data == "toycars":
-        from cargan_tf.data.toycars import draw_toycars
-
         start = TOYCARS_EVAL_START + part * _FLOOR_OFFSET
         images = draw_toycars(n, image_size, TOYCARS_EVAL_SEED, channels, start=start)[0]
         return images, f"toycars held-out: seed {TOYCARS_EVAL_SEED}, images {start}..{start + n - 1}"
-    from cargan_tf.data.sources import load_images
-
     everything = load_images(data, image_size, channels, seed=seed)
     order = np.random.default_rng([seed, 11]).permutation(len(everything))
     chosen = np.sort(order[part * n:(part + 1) * n])
@@ -162,9 +158,6 @@ def evaluate_generator(generator, real_images: np.ndarray, extractor: feats.Extr
     (N, S, S, C) at the generator's size. With `paths`, a row goes to paths.metrics
     (metrics.csv) tagged with epoch and step. Returns score_images' dict plus "seconds".
     """
-    from cargan_tf.generate import generate_images, latent_dim_of
-    from cargan_tf.latents import seed_to_latent
-
     start = time.perf_counter()
     n = n or len(real_images)
     fake = generate_images(generator, seed_to_latent(seed, n, latent_dim_of(generator)))
@@ -184,43 +177,35 @@ def _csv_row(result: dict[str, Any]) -> dict[str, Any]:
     coverage = result.get("coverage") or {}
     row = {**result, "classes_hit": coverage.get("classes_hit"),
            "n_classes": coverage.get("n_classes"), "coverage_kl": coverage.get("kl")}
-    return {k: ("" if row.get(k) is None else
-                f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in METRICS_COLUMNS}
+    return {k: row.get(k) for k in METRICS_COLUMNS}
 
 
 def append_metrics_row(path: str | os.PathLike, result: dict[str, Any]) -> None:
     """Append one evaluation to metrics.csv (header written when the file is new)."""
     path = Path(path)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRICS_COLUMNS, lineterminator="\n")
-    if not path.exists():
-        writer.writeheader()
-    writer.writerow(_csv_row(result))
+    text = io.csv_text([_csv_row(result)], METRICS_COLUMNS, header=not path.exists())
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write(buffer.getvalue())
+        handle.write(text)
+
+
+def _metrics_row(raw: dict[str, str]) -> dict[str, Any]:
+    if None in raw or any(raw.get(k) is None for k in METRICS_COLUMNS):
+        raise KeyError("a torn last line")
+    row: dict[str, Any] = {}
+    for key in METRICS_COLUMNS:
+        value = raw[key]
+        if key in ("features", "features_hash") or value == "":
+            row[key] = value or None
+        elif key in ("epoch", "step", "n", "classes_hit", "n_classes"):
+            row[key] = int(float(value))
+        else:
+            row[key] = float(value)
+    return row
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Rows of metrics.csv: numbers as float (epoch, step, n and counts as int), blanks None."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    rows = []
-    with open(path, newline="", encoding="utf-8") as handle:
-        for raw in csv.DictReader(handle):
-            if None in raw or any(raw.get(k) is None for k in METRICS_COLUMNS):
-                continue  # a torn last line
-            row: dict[str, Any] = {}
-            for key in METRICS_COLUMNS:
-                value = raw[key]
-                if key in ("features", "features_hash") or value == "":
-                    row[key] = value or None
-                elif key in ("epoch", "step", "n", "classes_hit", "n_classes"):
-                    row[key] = int(float(value))
-                else:
-                    row[key] = float(value)
-            rows.append(row)
-    return rows
+    return io.read_csv_rows(path, _metrics_row)
 
 
 def truncate_metrics(path: str | os.PathLike, step: int) -> None:
@@ -229,12 +214,7 @@ def truncate_metrics(path: str | os.PathLike, step: int) -> None:
     if not path.exists():
         return
     keep = [r for r in read_metrics(path) if r["step"] is None or r["step"] <= step]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRICS_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in keep:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    write_text_atomic(path, buffer.getvalue())
+    write_text_atomic(path, io.csv_text(keep, METRICS_COLUMNS, header=True))
 
 
 # ---- choosing the features ------------------------------------------------------------------------
@@ -318,9 +298,6 @@ def evaluate_run(run_or_generator: str | os.PathLike, *, features: str = "domain
     held_out: a folder of real images of the same kind the run never trained on).
     metrics.json goes to the run folder (out overrides; a bare file gets <stem>_metrics.json).
     """
-    from cargan_tf.config import RunConfig
-    from cargan_tf.generate import load_generator, resolve_generator_path
-
     if n < 2:
         raise CarganError(f"--n {n}: use at least 2 (5000 for numbers that compare with others)")
     start = time.perf_counter()

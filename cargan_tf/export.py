@@ -23,6 +23,7 @@ import numpy as np
 
 from cargan_tf.errors import CarganError, first_line
 from cargan_tf.latents import interpolation_latents, seed_to_latent
+from cargan_tf.runs import write_bytes_atomic, write_json_atomic
 
 FORMATS = ("keras", "savedmodel", "litert")
 FORMAT_ALIASES = {"tflite": "litert", "saved_model": "savedmodel"}
@@ -100,7 +101,7 @@ class KerasServingModel(ServingModel):
     kind = "keras"
 
     def __init__(self, path: Path, model):
-        import tensorflow as tf
+        import tensorflow as tf  # here: the LiteRT path (a Lambda image) has no TensorFlow
 
         super().__init__(path, model.input_shape[-1], model.output_shape[1:])
         self.model = model
@@ -118,7 +119,7 @@ class SavedModelServingModel(ServingModel):
     kind = "savedmodel"
 
     def __init__(self, path: Path):
-        import tensorflow as tf
+        import tensorflow as tf  # here: the LiteRT path (a Lambda image) has no TensorFlow
 
         self.archive = tf.saved_model.load(str(path))
         if not hasattr(self.archive, "serve"):
@@ -168,10 +169,10 @@ class LiteRTServingModel(ServingModel):
 def litert_interpreter_class():
     """ai_edge_litert's Interpreter; tf.lite's (deprecated) only if ai-edge-litert is absent."""
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter  # here: an optional dependency
     except ImportError:
         try:
-            import tensorflow as tf
+            import tensorflow as tf  # here: only when ai-edge-litert is missing
         except ImportError:
             raise CarganError("running a .tflite model needs the LiteRT runtime: "
                               "pip install ai-edge-litert") from None
@@ -192,7 +193,7 @@ def load_serving_model(path: str | os.PathLike, num_threads: int | None = None) 
         if not path.is_file():
             raise CarganError(f"{path} does not exist: export one with `python -m cargan_tf export`")
         return LiteRTServingModel(path, num_threads)
-    from cargan_tf.generate import load_model_file
+    from cargan_tf.generate import load_model_file  # here: it imports TensorFlow (not LiteRT's)
 
     to_uint8 = _to_uint8_layer_class()  # registered before a serving .keras is read
     model = load_model_file(path)  # a run folder or .keras: serving or raw generator
@@ -206,7 +207,7 @@ def load_serving_model(path: str | os.PathLike, num_threads: int | None = None) 
 @functools.cache
 def _to_uint8_layer_class():
     """The output stage as a Keras layer, defined on first use so importing stays light."""
-    import keras
+    import keras  # here: the LiteRT path (a Lambda image) has no TensorFlow
 
     @keras.saving.register_keras_serializable(package="cargan_tf")
     class ToUint8(keras.layers.Layer):
@@ -227,7 +228,7 @@ def _to_uint8_layer_class():
 
 def build_serving_model(generator):
     """Wrap a generator (z -> float images in [-1, 1]) as z: float32 -> uint8 (N, S, S, C)."""
-    import keras
+    import keras  # here: the LiteRT path (a Lambda image) has no TensorFlow
 
     z = keras.Input(shape=(generator.input_shape[-1],), dtype="float32", name="z")
     to_uint8 = _to_uint8_layer_class()(name="to_uint8")
@@ -263,8 +264,7 @@ def export(source: str | os.PathLike, out_dir: str | os.PathLike,
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise CarganError(f"unknown export format(s) {unknown}: use {', '.join(FORMATS)}")
-    from cargan_tf.generate import generate_images, load_generator
-    from cargan_tf.runs import write_json_atomic
+    from cargan_tf.generate import generate_images, load_generator  # here: it imports TensorFlow
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -372,9 +372,7 @@ def _read_report(path: Path) -> dict:
 
 def _write_litert(serving, savedmodel: Path | None, targets: dict[str, Path]) -> None:
     """Convert the serving model to LiteRT: float16 weights, and int8 (dynamic-range) weights."""
-    import tensorflow as tf
-
-    from cargan_tf.runs import write_bytes_atomic
+    import tensorflow as tf  # here: the LiteRT path (a Lambda image) has no TensorFlow
 
     with tempfile.TemporaryDirectory() as tmp:
         if savedmodel is None:  # the converter reads a SavedModel; write a throwaway one

@@ -1,18 +1,25 @@
-"""The stacked gan = Sequential([generator, discriminator]) with a frozen discriminator.
+"""The stacked gan = Sequential([generator, discriminator]) with a frozen discriminator, and
+the Keras train_on_batch step on it (train_step_keras): D on real, D on fake, G through D.
 
 Keras 3 reads ``trainable`` when a train function is *traced*, not at compile(). The classic
 recipe (compile D, freeze it, compile the gan) therefore leaves D.train_on_batch updating
 nothing. StackedGAN sets D's flag right before every train_on_batch, so each train function is
 traced in the right state whatever the order of compiling, training, retracing or reloading.
+
+Keras before 3.15 returns from train_on_batch the running mean of the loss and metrics since
+their last reset; 3.15 resets them at the start of each call. _train_on_batch resets them first
+on older Keras, so the numbers returned (history.csv, plots, progress bar) are the batch's own.
 """
 
 from __future__ import annotations
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from cargan_tf.config import RunConfig
+from cargan_tf.layers import DiscriminatorBatchNorm
 from cargan_tf.losses import L2EnhancedGeneratorLoss
-from cargan_tf.models import DiscriminatorBatchNorm
 
 
 def set_trainable(model: keras.Model, flag: bool) -> None:
@@ -33,12 +40,24 @@ class MeanPrediction(keras.metrics.Mean):
         return super().update_state(y_pred, sample_weight=sample_weight)
 
 
+# Keras >= 3.15 calls reset_metrics() inside train_on_batch itself (a second reset costs time)
+_KERAS_RESETS_METRICS = tuple(int(p) for p in keras.version().split(".")[:2]) >= (3, 15)
+
+
+def _train_on_batch(model: keras.Model, x, y) -> dict[str, float]:
+    """model.train_on_batch(x, y) -> this batch's loss and metrics, on every Keras 3."""
+    if not _KERAS_RESETS_METRICS:
+        model.reset_metrics()
+    return model.train_on_batch(x, y, return_dict=True)
+
+
 def _jit(cfg: RunConfig):
     return {"auto": "auto", "on": True, "off": False}[cfg.jit_compile]
 
 
 class StackedGAN:
-    """D compiled on its own; the gan compiled with D frozen. Use its two train methods."""
+    """D compiled on its own; the gan compiled with D frozen; both optimizers built. Use its
+    two train methods (or train_step_keras, which calls them in the classic order)."""
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, cfg: RunConfig):
         self.generator = generator
@@ -63,6 +82,12 @@ class StackedGAN:
             metrics=[keras.metrics.BinaryCrossentropy(name="bce"), MeanPrediction(name="d_out")],
             jit_compile=_jit(cfg),
         )
+        self.build_optimizers()  # once, here: a checkpoint restores into built optimizers
+        # D's fake batch: G in inference mode, as generator.predict() gave it; with
+        # fake_batch_mode=training, with G's batch statistics (updating its moving ones)
+        training = cfg.fake_batch_mode == "training"
+        self.fake_batch = tf.function(lambda z: generator(z, training=training),
+                                      reduce_retracing=True)
 
     @property
     def d_optimizer(self) -> keras.optimizers.Optimizer:
@@ -73,7 +98,8 @@ class StackedGAN:
         return self.gan.optimizer
 
     def build_optimizers(self) -> None:
-        """Create both optimizers' slots now (needed before restoring a checkpoint)."""
+        """Create both optimizers' slots (before restoring a checkpoint, and in a strategy's
+        scope before a distributed step); the constructor calls it."""
         set_trainable(self.discriminator, True)
         if not self.d_optimizer.built:
             self.d_optimizer.build(self.discriminator.trainable_variables)
@@ -92,14 +118,31 @@ class StackedGAN:
             raise RuntimeError("the discriminator has no trainable weights; was a layer frozen "
                                "by hand? StackedGAN manages D's trainable flag itself")
         try:
-            return self.discriminator.train_on_batch(images, labels, return_dict=True)
+            return _train_on_batch(self.discriminator, images, labels)
         finally:
             set_trainable(self.discriminator, False)
 
     def train_generator(self, z, labels) -> dict[str, float]:
         """One G update through the frozen D on z (M, latent_dim) -> {loss, bce, d_out}."""
         set_trainable(self.discriminator, False)
-        return self.gan.train_on_batch(z, labels, return_dict=True)
+        return _train_on_batch(self.gan, z, labels)
+
+
+def train_step_keras(sg: StackedGAN, real, z_fake, z_gen, y_real, y_fake) -> dict[str, float]:
+    """One step of the classic recipe with Keras' own train_on_batch (the Keras engine's step).
+
+    real: a batch float32 (N, S, S, C) in [-1, 1]; z_fake (N, latent) makes D's fake batch;
+    z_gen (M, latent) feeds G's step (M = N * g_noise_multiplier); y_real, y_fake (N, 1) are
+    D's (noisy) targets. Returns the history.csv fields of this step.
+    """
+    fake = sg.fake_batch(z_fake)                      # G(z): D's fake batch
+    d_real = sg.train_discriminator(real, y_real)     # 1. D on real images, targets ~1
+    d_fake = sg.train_discriminator(fake, y_fake)     # 2. D on fake images, targets ~0
+    ones = np.ones((len(z_gen), 1), np.float32)       # 3. G through the frozen D: G is paid
+    g = sg.train_generator(z_gen, ones)               #    when D says "real" (L2-enhanced BCE)
+    return {"d_loss_real": d_real["loss"], "d_loss_fake": d_fake["loss"],
+            "g_loss": g["bce"], "g_loss_l2": g["loss"] - g["bce"],
+            "D(x)": d_real["d_out"], "D(G(z))": d_fake["d_out"]}
 
 
 def build_gan(generator: keras.Model, discriminator: keras.Model, cfg: RunConfig) -> StackedGAN:

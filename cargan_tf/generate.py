@@ -5,11 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
 
+import cargan_tf.layers  # noqa: F401  registers the custom layers for deserialisation
+from cargan_tf.config import RunConfig
 from cargan_tf.errors import CarganError, first_line
 from cargan_tf.latents import interpolation_latents, seed_to_latent
-from cargan_tf.runs import RunPaths
+from cargan_tf.models import build_generator, precision_policy
+from cargan_tf.runs import RunPaths, latest_checkpoint, read_json
+from cargan_tf.viz import to_uint8
 
 
 def resolve_generator_path(run_or_file: str | os.PathLike) -> Path:
@@ -39,10 +45,6 @@ _EXPORTS_HINT = ("pass the run folder or its generator.keras (the exports in an 
 def load_model_file(run_or_file: str | os.PathLike):
     """Any Keras model from a .keras file (a run folder: its generator.keras), compile=False;
     a file Keras cannot read is a CarganError, not a traceback."""
-    import keras
-
-    import cargan_tf.models  # noqa: F401  registers the custom layers for deserialisation
-
     path = resolve_generator_path(run_or_file)
     try:
         return keras.saving.load_model(path, compile=False)
@@ -56,12 +58,6 @@ def generator_from_checkpoint(run_dir: str | os.PathLike,
     """The generator of a run's newest checkpoint (its EMA copy when the run keeps one, as
     generator.keras would hold): a run still training, or stopped early, can be sampled.
     checkpoint: one of the run's checkpoint folders instead of the newest (snapshots)."""
-    import tensorflow as tf
-
-    from cargan_tf.config import RunConfig
-    from cargan_tf.models import build_generator, precision_policy
-    from cargan_tf.runs import latest_checkpoint, read_json
-
     paths = RunPaths(run_dir)
     latest = Path(checkpoint) if checkpoint is not None else latest_checkpoint(paths)
     if latest is None or not paths.config.exists():
@@ -84,8 +80,6 @@ def generator_from_checkpoint(run_dir: str | os.PathLike,
 
 def _checkpoint_is_newer(paths: RunPaths) -> bool:
     """True while a run trains on past its generator.keras (or has none yet)."""
-    from cargan_tf.runs import latest_checkpoint
-
     if not paths.generator.exists():
         return True
     latest = latest_checkpoint(paths)
@@ -120,8 +114,6 @@ def latent_dim_of(generator) -> int:
 
 def generate_images(generator, z: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """uint8 (N, S, S, C) images for latents z: float32 (N, latent_dim)."""
-    from cargan_tf.viz import to_uint8
-
     out = [np.asarray(generator(z[i:i + batch_size], training=False))
            for i in range(0, len(z), batch_size)]
     return to_uint8(np.concatenate(out)) if out else np.zeros((0,), np.uint8)

@@ -1,3 +1,4 @@
+# Over 450 lines: inpainting and restoration share one latent search and its operators.
 """Inpainting and restoration with a trained generator: search its latent space for the image
 that best agrees with what is known, then blend that image into the known pixels.
 
@@ -29,7 +30,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from cargan_tf.data.decode import IMAGE_EXTENSIONS, explain_undecodable, jpeg_is_truncated
+from cargan_tf.data.prepare import scan_folder
 from cargan_tf.errors import CarganError
+from cargan_tf.progress import progress_bar as tqdm
+from cargan_tf.runs import RunPaths
+from cargan_tf.viz import image_grid, to_uint8, upscale
 
 # ---- defaults: one place for every knob of the search --------------------------------------
 
@@ -173,11 +179,8 @@ def search_latents(generator, target: np.ndarray, weights: np.ndarray, forward=N
 
     Returns a LatentFit whose `images` are the winners' G(z) (the callers blend them).
     """
-    import keras
+    import keras  # here: --help reads this module's defaults without TensorFlow
     import tensorflow as tf
-
-    from cargan_tf.progress import progress_bar as tqdm
-    from cargan_tf.viz import to_uint8
 
     if norm not in ("l1", "l2"):
         raise CarganError(f"norm must be 'l1' or 'l2', got {norm!r}")
@@ -459,7 +462,7 @@ class Degradation:
 
         Noise is not part of A; `missing` is applied through the loss weights instead.
         """
-        import tensorflow as tf
+        import tensorflow as tf  # here: --help reads this module's defaults without TensorFlow
 
         if self.name == "deblur":
             k = self.kernel()
@@ -621,10 +624,9 @@ def load_discriminator(run_or_file: str | os.PathLike | None):
     """The discriminator of a run folder (None if it has none) or from a .keras file."""
     if run_or_file is None:
         return None
-    import keras
+    import keras  # here: --help reads this module's defaults without TensorFlow
 
-    import cargan_tf.models  # noqa: F401  registers the custom layers for deserialisation
-    from cargan_tf.runs import RunPaths
+    import cargan_tf.layers  # noqa: F401  registers the custom layers for deserialisation
 
     path = Path(run_or_file)
     if path.is_dir():
@@ -646,7 +648,6 @@ def read_image(path: str | os.PathLike, size: int, channels: int, resize: bool =
     resize: centre-crop to a square and resize (area) to size; otherwise a different size is a
     CarganError, which says what needs the size (`wanted`, default: the generator).
     """
-    from cargan_tf.data.folders import explain_undecodable, jpeg_is_truncated
 
     path = Path(path)
     if not path.is_file():
@@ -677,7 +678,6 @@ def read_folder(folder: str | os.PathLike, size: int, channels: int, n: int) -> 
     """Up to n images from `folder` (searched recursively, sorted; the file types `prepare`
     reads), centre-cropped and resized to uint8 (N, size, size, channels). Unreadable files are
     skipped; a folder without a readable image is a CarganError."""
-    from cargan_tf.data.folders import IMAGE_EXTENSIONS, scan_folder
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -700,7 +700,6 @@ def comparison_strip(columns: list[np.ndarray], labels: list[str], min_width: in
                      ) -> np.ndarray:
     """One uint8 picture: a row per image, a captioned column per method (original, masked,
     ours, baseline ...). columns: each uint8 (N, S, S, C), all the same shape."""
-    from cargan_tf.viz import image_grid, upscale
 
     rows = np.stack(columns, axis=1).reshape(-1, *columns[0].shape[1:])
     grid = upscale(image_grid(rows, cols=len(columns)), min_width)

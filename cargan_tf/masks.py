@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from cargan_tf.errors import CarganError
+from cargan_tf.viz import save_png
 
 MASK_KINDS = ("center", "boxes", "strokes", "left", "right")
 
@@ -133,6 +134,5 @@ def parse_mask(spec: str, size: int, seed: int = 0) -> np.ndarray:
 
 def save_mask(path: str | os.PathLike, hole: np.ndarray) -> Path:
     """Write a hole mask as a PNG (255 = hole), readable again by from_file."""
-    from cargan_tf.viz import save_png
 
     return save_png(path, (np.asarray(hole, bool).astype(np.uint8) * 255)[..., None])

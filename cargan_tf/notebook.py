@@ -1,5 +1,7 @@
-"""Helpers that keep the notebooks thin: Colab detection and install, the home folder (on Drive
-in Colab), inline pictures, and a tiny run folder when a notebook needs one and none is given.
+"""Helpers that keep the notebooks thin: the home folder (on Drive in Colab), inline pictures,
+finding a run (or training a tiny one when a notebook needs one and none is given), and the
+notebooks' data and outputs lists. Colab detection and install live in env.py; the names the
+notebooks use are handed on here.
 
 No TensorFlow at import: the notebooks' first cells use this module before anything heavy.
 drive_layout.md describes the folders `setup_home` creates.
@@ -8,126 +10,41 @@ drive_layout.md describes the folders `setup_home` creates.
 from __future__ import annotations
 
 import base64
-import importlib
-import importlib.metadata
-import importlib.util
 import json
 import os
-import re
-import subprocess
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from html import escape as html_escape
 from pathlib import Path
 
+import cv2
 import numpy as np
 
+from cargan_tf import config
+from cargan_tf.config import normalize_data
+from cargan_tf.data.sources import load_images
+from cargan_tf.data.toycars import draw_toycars
+from cargan_tf.env import (
+    INTERACTIVE_ENV,
+    colab_install,
+    headless_executor,
+    in_colab,
+    install_commands,
+    installed_versions,
+    is_interactive_colab,
+    missing_light_deps,
+    version_problems,
+)
 from cargan_tf.errors import CarganError
+from cargan_tf.runs import RunPaths, write_json_atomic
+from cargan_tf.viz import decode_png, encode_png
 
 COLAB_DRIVE = Path("/content/drive")           # where Colab mounts Google Drive
 MY_DRIVE = COLAB_DRIVE / "MyDrive"
 COLAB_LOCAL_HOME = Path("/content/cargan")     # Colab without Drive: lost when the runtime goes
 HOME_ENV = "CARGAN_HOME"                       # overrides the default home everywhere
-INTERACTIVE_ENV = "CARGAN_INTERACTIVE"         # "1"/"0" overrides the interactive-Colab guess
 HOME_SUBFOLDERS = ("data/raw", "data/prepared", "runs", "exports")
 OUTPUTS_FOLDER = "notebook_outputs"            # home/notebook_outputs/<notebook>.json
-
-# Minimum versions of what Colab ships and we never replace (Keras 3 needs TensorFlow >= 2.16).
-MIN_VERSIONS: dict[str, tuple[int, ...]] = {"tensorflow": (2, 16), "keras": (3, 5)}
-TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tf-nightly")
-# Light dependencies installed in Colab only when their *module* is missing: Colab has its own
-# opencv-python, and adding opencv-python-headless beside it would give two competing cv2s.
-LIGHT_DEPS: dict[str, str] = {
-    "cv2": "opencv-python-headless>=4.8",
-    "imageio": "imageio>=2.31",
-    "matplotlib": "matplotlib>=3.7",
-    "tqdm": "tqdm>=4.65",
-    "nbformat": "nbformat>=5",
-    "papermill": "papermill>=2.5",
-}
-# Processes that run a notebook without a front end. A kernel whose parent (or grandparent...)
-# is one of these, or is itself a kernel (papermill called from inside a notebook), has nobody
-# to click through Drive's authorisation, so drive.mount() would only wait until it times out.
-HEADLESS_MARKERS = ("papermill", "nbclient", "nbconvert", "jupyter-execute", "ipykernel_launcher",
-                    "colab_kernel_launcher")
-# A kernel the Colab front end started has a Jupyter server as its parent process.
-FRONT_END_MARKERS = ("jupyter", "colab")
-
-
-# ---- where are we? -------------------------------------------------------------------------
-
-def in_colab() -> bool:
-    """True on a Google Colab runtime (interactive or not): google.colab is importable."""
-    if "google.colab" in sys.modules:
-        return True
-    try:
-        return importlib.util.find_spec("google.colab") is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def _ancestor_cmdlines(max_depth: int = 8) -> list[str]:
-    """Command lines of this process's parent, grandparent, ... (Linux /proc; [] elsewhere)."""
-    cmdlines, pid = [], os.getppid()
-    for _ in range(max_depth):
-        if pid <= 1:
-            break
-        try:
-            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            break
-        cmdlines.append(raw.replace(b"\0", b" ").decode(errors="replace").strip())
-        pid = int(stat.rsplit(")", 1)[1].split()[1])  # field 4 (ppid), after "(comm)"
-    return cmdlines
-
-
-def headless_executor(ancestors: list[str] | None = None) -> str | None:
-    """The command line of the process that runs this kernel without a front end, or None.
-
-    Headless: an ancestor matches HEADLESS_MARKERS (papermill, nbconvert, another kernel...),
-    or the parent is not a Jupyter/Colab server at all (e.g. a Python script or pytest that
-    calls papermill.execute_notebook). Without /proc (not Linux) nothing is known: None.
-    """
-    ancestors = _ancestor_cmdlines() if ancestors is None else ancestors
-    for cmdline in ancestors:
-        if any(marker in cmdline for marker in HEADLESS_MARKERS):
-            return cmdline
-    if ancestors and not any(marker in ancestors[0].lower() for marker in FRONT_END_MARKERS):
-        return ancestors[0]
-    return None
-
-
-def is_interactive_colab() -> bool:
-    """True in a Colab notebook a person is looking at (so Drive can be mounted), else False.
-
-    A heuristic, in order:
-    1. CARGAN_INTERACTIVE=1 or 0 in the environment decides outright.
-    2. Not Colab (google.colab not importable): False.
-    3. Not inside an IPython *kernel* (e.g. `!python script.py` in Colab): False.
-    4. headless_executor() finds who runs the kernel without a front end (papermill, nbclient,
-       nbconvert, jupyter-execute, a kernel that started this one, or a parent that is not a
-       Jupyter server): False. Such kernels share the VM's Drive mount if the interactive
-       session made one, but cannot authorise a new one.
-    5. Otherwise True: the Colab front end, through its Jupyter server, started this kernel.
-    """
-    forced = os.environ.get(INTERACTIVE_ENV)
-    if forced in ("0", "1"):
-        return forced == "1"
-    if not in_colab() or not in_ipython_kernel():
-        return False
-    return headless_executor() is None
-
-
-def in_ipython_kernel() -> bool:
-    """True inside an IPython kernel (Jupyter, Colab, papermill), not a script or a shell."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 # ---- the home folder -----------------------------------------------------------------------
@@ -141,7 +58,7 @@ def mount_drive() -> Path:
                           "authorise it (papermill?). Mount it in an interactive cell first "
                           "(from google.colab import drive; drive.mount('/content/drive')), "
                           "or pass home= a local folder")
-    from google.colab import drive
+    from google.colab import drive  # here: google.colab exists only in Colab
 
     drive.mount(str(COLAB_DRIVE))
     return MY_DRIVE
@@ -204,106 +121,11 @@ def flush_and_unmount_drive(home: str | os.PathLike | None = None) -> bool:
     if home is not None and not str(Path(home).resolve()).startswith(str(COLAB_DRIVE)):
         print(f"home {home} is not on Drive: nothing to flush")
         return False
-    from google.colab import drive
+    from google.colab import drive  # here: google.colab exists only in Colab
 
     drive.flush_and_unmount()
     print("Drive flushed and unmounted; mount it again to keep working")
     return True
-
-
-# ---- installing in Colab -------------------------------------------------------------------
-
-def _version_tuple(text: str) -> tuple[int, ...]:
-    """'2.16.1' -> (2, 16, 1); '3.5.0rc1' -> (3, 5, 0); the leading numeric part only."""
-    match = re.match(r"\d+(?:\.\d+)*", text.strip())
-    return tuple(int(x) for x in match.group().split(".")) if match else ()
-
-
-def installed_versions() -> dict[str, str | None]:
-    """Installed tensorflow (any of its distributions) and keras versions, without importing."""
-    found: dict[str, str | None] = {"tensorflow": None, "keras": None}
-    for dist in TENSORFLOW_DISTRIBUTIONS:
-        try:
-            found["tensorflow"] = importlib.metadata.version(dist)
-            break
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    try:
-        found["keras"] = importlib.metadata.version("keras")
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    return found
-
-
-def version_problems(versions: dict[str, str | None] | None = None) -> list[str]:
-    """One line per package that is missing or older than MIN_VERSIONS; [] when all is well."""
-    versions = installed_versions() if versions is None else versions
-    problems = []
-    for name, minimum in MIN_VERSIONS.items():
-        have = versions.get(name)
-        wanted = ".".join(map(str, minimum))
-        if have is None:
-            problems.append(f"{name} is not installed (cargan_tf needs {name} >= {wanted})")
-        elif _version_tuple(have) < minimum:
-            problems.append(f"{name} {have} is older than {wanted}, which cargan_tf needs")
-    return problems
-
-
-def missing_light_deps(deps: dict[str, str] | None = None) -> list[str]:
-    """pip requirement strings for the LIGHT_DEPS whose module cannot be imported."""
-    deps = LIGHT_DEPS if deps is None else deps
-    return [spec for module, spec in deps.items() if importlib.util.find_spec(module) is None]
-
-
-def package_source(repo_url_or_path: str) -> str:
-    """What pip installs: a local folder as is, an https repository URL as git+https://..."""
-    source = str(repo_url_or_path)
-    if source.startswith(("http://", "https://")) and not source.endswith((".zip", ".tar.gz")):
-        return "git+" + source
-    return source
-
-
-def install_commands(repo_url_or_path: str | None, missing: Sequence[str]) -> list[list[str]]:
-    """The pip commands colab_install runs: the package with --no-deps, then the missing light
-    dependencies. Never tensorflow, keras, numpy or opencv-python: Colab's stay."""
-    pip = [sys.executable, "-m", "pip", "install", "-q"]
-    commands = []
-    if repo_url_or_path:
-        commands.append(pip + ["--no-deps", "--force-reinstall", package_source(repo_url_or_path)])
-    if missing:
-        commands.append(pip + list(missing))
-    return commands
-
-
-def colab_install(repo_url_or_path: str | None = None) -> list[list[str]]:
-    """In Colab: install cargan_tf (pip --no-deps) and only the missing light dependencies,
-    then check Colab's TensorFlow/Keras are new enough. Outside Colab: does nothing.
-
-    repo_url_or_path: a clone (e.g. /content/drive/MyDrive/cargan/cargan_tf-repo), a git URL, or
-    None when the package is already installed (the notebooks' first cell installs it itself,
-    because it cannot import this module before). Returns the commands it ran.
-    Raises CarganError, after printing what to do, when TensorFlow or Keras is too old.
-    """
-    if not in_colab():
-        print("not in Colab: nothing to install (locally: `make venv` or "
-              "`pip install -e '.[cpu,notebooks]'`)")
-        return []
-    commands = install_commands(repo_url_or_path, missing_light_deps())
-    for command in commands:
-        print("$ pip " + " ".join(command[3:]))
-        subprocess.run(command, check=True)
-    importlib.invalidate_caches()
-    problems = version_problems()
-    if problems:
-        message = ("Colab's TensorFlow/Keras are too old for cargan_tf:\n  - " +
-                   "\n  - ".join(problems) + "\ncargan_tf does not replace Colab's own TensorFlow. "
-                   "Upgrade them yourself with\n  !pip install -U 'tensorflow>=2.16' 'keras>=3.5'\n"
-                   "then Runtime > Restart session, and run the notebook again.")
-        print(message)
-        raise CarganError(message)
-    versions = installed_versions()
-    print(f"ready: tensorflow {versions['tensorflow']}, keras {versions['keras']}")
-    return commands
 
 
 # ---- showing pictures ----------------------------------------------------------------------
@@ -311,7 +133,7 @@ def colab_install(repo_url_or_path: str | None = None) -> list[list[str]]:
 def _ipython_display():
     """IPython.display in an IPython session (notebook, Colab, terminal IPython), else None."""
     try:
-        from IPython import display, get_ipython
+        from IPython import display, get_ipython  # here: IPython is optional (notebooks only)
     except ImportError:
         return None
     return display if get_ipython() is not None else None
@@ -329,8 +151,6 @@ def _display(make, fallback: str) -> None:
 def _display_png(image: str | os.PathLike | np.ndarray, width: int | None) -> bytes:
     """PNG bytes of `image` (a file or a uint8 array), no wider than 2 x width (sharp on
     high-DPI screens): what a notebook saves is then ~width-sized, not a full-size grid."""
-    from cargan_tf.viz import decode_png, encode_png
-
     if isinstance(image, np.ndarray):
         array = image
     else:
@@ -339,8 +159,6 @@ def _display_png(image: str | os.PathLike | np.ndarray, width: int | None) -> by
             return data
         array = decode_png(data)
     if width and array.shape[1] > 2 * width:
-        import cv2
-
         height = max(1, round(array.shape[0] * 2 * width / array.shape[1]))
         array = cv2.resize(array, (2 * width, height), interpolation=cv2.INTER_AREA)
         array = array.reshape(height, 2 * width, -1)
@@ -400,15 +218,11 @@ def resolve_data(dataset: str, home: str | os.PathLike) -> str:
     """A notebook's `dataset` as training's `data`: a named source as it is (its FOLDER, as in
     fashion_mnist:FOLDER or stanford_cars:FOLDER, under home when relative), any other relative
     path under home."""
-    from cargan_tf.data.sources import normalize_data
-
     return normalize_data(str(dataset), base=home)
 
 
 def _finished_runs(home: str | os.PathLike, limit: int = 20) -> str:
     """A sentence naming the finished runs under home/runs, for error messages."""
-    from cargan_tf.runs import RunPaths
-
     folder = Path(home) / "runs"
     names = sorted(p.name for p in folder.iterdir()
                    if p.is_dir() and RunPaths(p).generator.exists()) if folder.is_dir() else []
@@ -444,8 +258,6 @@ def tiny_run_if_missing(run_dir: str | os.PathLike | None, home: str | os.PathLi
 
     Raises CarganError for a run_dir without generator.keras, or no run_dir outside smoke mode.
     """
-    from cargan_tf.runs import RunPaths
-
     if run_dir:
         path = Path(run_dir).expanduser()
         if not RunPaths(path).generator.exists():
@@ -456,13 +268,12 @@ def tiny_run_if_missing(run_dir: str | os.PathLike | None, home: str | os.PathLi
         raise CarganError("run_dir is empty: set it to a run folder such as "
                           f"{Path(home) / 'runs' / '<run_name>'} (notebook 02 writes one), "
                           "or set smoke=True to build a tiny one here")
-    from cargan_tf import config
-    from cargan_tf.train import train
+    from cargan_tf.train import train  # here: it imports TensorFlow, which the setup cells skip
 
     path = Path(home) / "runs" / name
     if not RunPaths(path).generator.exists():
         print(f"no run_dir given: training a tiny smoke run in {path} (a few seconds)")
-        train(config.smoke(config.preset(preset_name, data="toycars")), path)
+        train(config.resolve(preset_name, data="toycars", smoke=True), path)
     return path
 
 
@@ -519,8 +330,6 @@ def fashion_mnist_images(fashion_mnist_dir: str | os.PathLike | None, smoke: boo
     ../shared/data/fashion_mnist_900, which is also the fallback. When nothing can be had,
     toycars in grayscale at size x size stand in, and the note says so.
     """
-    from cargan_tf.data.sources import load_images
-
     if fashion_mnist_dir:
         data = f"fashion_mnist:{Path(fashion_mnist_dir).expanduser()}"
         return load_images(data, size, 1, n=n), data, ""
@@ -531,8 +340,6 @@ def fashion_mnist_images(fashion_mnist_dir: str | os.PathLike | None, smoke: boo
         except Exception as err:  # no files, offline, a broken download: fall back, loudly
             why = f"no Fashion-MNIST ({err})"
         if sample is None:
-            from cargan_tf.data.toycars import draw_toycars
-
             cars, _ = draw_toycars(n or 1024, size, seed=0, channels=1)
             return cars, "toycars", (f"{why}; training on {len(cars)} grayscale toycars at "
                                      f"{size}x{size} instead, in a run folder of its own")
@@ -550,8 +357,6 @@ def record_outputs(home: str | os.PathLike, notebook: str,
     files = [Path(f).resolve() for f in files]
     out = Path(home) / OUTPUTS_FOLDER / f"{notebook}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    from cargan_tf.runs import write_json_atomic
-
     write_json_atomic(out, {"notebook": notebook,
                             "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                             "files": [str(f) for f in files]})
@@ -568,7 +373,7 @@ def read_outputs(path: str | os.PathLike) -> list[Path]:
     return [Path(f) for f in json.loads(Path(path).read_text(encoding="utf-8"))["files"]]
 
 
-__all__ = ["in_colab", "is_interactive_colab", "headless_executor", "mount_drive",
+__all__ = ["INTERACTIVE_ENV", "in_colab", "is_interactive_colab", "headless_executor", "mount_drive",
            "default_home", "setup_home", "flush_and_unmount_drive", "colab_install",
            "install_commands", "missing_light_deps", "version_problems", "installed_versions",
            "show_image", "show_gif", "tiny_run_if_missing", "shared_data", "dataset_stats",

@@ -7,17 +7,16 @@ drive_layout.md documents the same tree.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import os
 import re
 import shutil
-import tempfile
-from collections.abc import Iterable, Iterator
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from cargan_tf import io
 from cargan_tf.errors import RunFolderError
 
 # Columns of history.csv, one row per batch. g_loss is the crossentropy part of the generator
@@ -97,65 +96,33 @@ class RunPaths:
         return sorted(p for p in self.samples.glob("epoch_????.png"))
 
 
+def run_name(preset: str, data: str, smoke: bool = False) -> str:
+    """The default name of a run's folder: <preset>-<the data's last path part>[-smoke] (the
+    CLI's runs/NAME, the notebooks' home/runs/NAME). Smoke runs get their own folder: their
+    tiny models would be refused as a different setup by a full run of the same name."""
+    return f"{preset}-{Path(data).name or 'data'}" + ("-smoke" if smoke else "")
+
+
 def fault_point(name: str) -> None:
     """Kill this process with SIGKILL when CARGAN_FAULT names this point (fault-injection tests)."""
     if os.environ.get(FAULT_ENV) != name:
         return
     _fault_visits[name] = _fault_visits.get(name, 0) + 1
     if _fault_visits[name] >= int(os.environ.get(FAULT_AFTER_ENV, "1")):
-        import signal
-
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Make the rename itself durable; not every filesystem (or OS) allows opening a folder.
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` so a reader sees the old file or the new one, never a part.
-
-    The bytes go to a temporary file in the same folder, are fsynced, then renamed over `path`.
-    A failure (disk full, read-only, folder vanished) raises RunFolderError and leaves `path`
-    as it was.
+    """Write `data` to `path` so a reader sees the old file or the new one, never a part
+    (io.write_bytes_atomic). A failure (disk full, read-only, folder vanished) raises
+    RunFolderError and leaves `path` as it was.
     """
-    path = Path(path)
-    tmp_name = None
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with contextlib.suppress(OSError, AttributeError):  # mkstemp makes 0600; want 0666&~umask
-            os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        fault_point("atomic_before_rename")
-        os.replace(tmp_name, path)
-        tmp_name = None
-        _fsync_dir(path.parent)
+        io.write_bytes_atomic(path, data, before_rename=lambda: fault_point("atomic_before_rename"))
     except OSError as err:
         raise RunFolderError(f"could not write {path}: {err.strerror or err}. The previous "
                              "version, if any, is intact; free space or fix permissions, "
                              "then rerun the same command") from err
-    finally:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
@@ -163,7 +130,22 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
+    write_text_atomic(path, io.json_text(obj))
+
+
+def save_model_atomic(model, path: Path) -> None:
+    """model.save (a Keras model) into a temp .keras file beside `path`, then rename over it:
+    generator.keras, discriminator.keras and the extractors are never half written."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    try:
+        model.save(tmp)
+        fault_point("model_before_rename")
+        os.replace(tmp, path)
+    except OSError as err:
+        raise RunFolderError(f"could not write {path}: {err.strerror or err}") from err
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -187,43 +169,16 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 # ---- history.csv ---------------------------------------------------------------------------
 
+def _history_row(raw: dict[str, str]) -> dict[str, float]:
+    row = {k: float(raw[k]) for k in HISTORY_COLUMNS}
+    row.update({k: float(raw[k]) for k in OPTIONAL_HISTORY_COLUMNS if raw.get(k)})
+    row["epoch"], row["batch"] = int(row["epoch"]), int(row["batch"])
+    return row
+
+
 def read_history(path: str | os.PathLike) -> list[dict[str, float]]:
     """Rows of history.csv as dicts of floats; a torn or malformed row is dropped."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    rows = []
-    with open(path, newline="", encoding="utf-8") as handle:
-        for raw in csv.DictReader(handle):
-            try:
-                row = {k: float(raw[k]) for k in HISTORY_COLUMNS}
-                row.update({k: float(raw[k]) for k in OPTIONAL_HISTORY_COLUMNS if raw.get(k)})
-            except (TypeError, ValueError, KeyError):
-                continue  # the last line of a killed append
-            row["epoch"], row["batch"] = int(row["epoch"]), int(row["batch"])
-            rows.append(row)
-    return rows
-
-
-def _history_text(rows: Iterable[dict[str, Any]], header: bool,
-                  columns: tuple[str, ...] = HISTORY_COLUMNS + OPTIONAL_HISTORY_COLUMNS) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore",
-                            lineterminator="\n")
-    if header:
-        writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    return buffer.getvalue()
-
-
-def _header_of(path: Path) -> tuple[str, ...] | None:
-    """The CSV's column names; None for a missing or empty file."""
-    if not path.exists():
-        return None
-    with open(path, newline="", encoding="utf-8") as handle:
-        header = next(csv.reader(handle), None)
-    return tuple(header) if header else None
+    return io.read_csv_rows(path, _history_row)
 
 
 def append_history(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
@@ -232,9 +187,9 @@ def append_history(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     # append in the file's own columns (a run started by an older version has fewer)
-    columns = _header_of(path)
-    text = _history_text(rows, header=columns is None,
-                         columns=columns or HISTORY_COLUMNS + OPTIONAL_HISTORY_COLUMNS)
+    columns = io.csv_header(path)
+    text = io.csv_text(rows, columns or HISTORY_COLUMNS + OPTIONAL_HISTORY_COLUMNS,
+                       header=columns is None)
     try:
         with open(path, "a", encoding="utf-8") as handle:
             if os.environ.get(FAULT_ENV) == "history_mid_append":  # a torn last row
@@ -253,7 +208,8 @@ def truncate_history(path: str | os.PathLike, epoch: int, batch: int) -> list[di
     lost) must go, or the history would hold those batches twice.
     """
     rows = [r for r in read_history(path) if (r["epoch"], r["batch"]) < (epoch, batch)]
-    write_text_atomic(path, _history_text(rows, header=True))
+    write_text_atomic(path, io.csv_text(rows, HISTORY_COLUMNS + OPTIONAL_HISTORY_COLUMNS,
+                                         header=True))
     return rows
 
 
@@ -290,7 +246,7 @@ def staged_checkpoint(paths: RunPaths, step: int) -> Iterator[Path]:
         if final.exists():  # same step saved twice (e.g. epoch end right after a timed save)
             shutil.rmtree(final)
         os.replace(staging, final)
-        _fsync_dir(paths.checkpoints)
+        io.fsync_dir(paths.checkpoints)
     except OSError as err:
         shutil.rmtree(staging, ignore_errors=True)
         raise RunFolderError(f"could not write checkpoint {final}: {err.strerror or err}. "

@@ -1,3 +1,4 @@
+# Over 450 lines: one API behind two front ends (Lambda, local server) that must not drift.
 """The car API: AWS Lambda's `lambda_handler` and a local server with a gallery page, one logic.
 
 Both answer GET/POST /api/generate with the fields n, seed, format, seed_b, steps (query string

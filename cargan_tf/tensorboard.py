@@ -12,6 +12,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
+from cargan_tf.viz import encode_png
+
 SCALAR_KEYS = ("d_loss_real", "d_loss_fake", "g_loss", "g_loss_l2", "D(x)", "D(G(z))", "aug_p")
 
 
@@ -32,7 +34,6 @@ def write_scalars(writer, row: dict, step: int) -> None:
 
 def write_images(writer, tag: str, images: np.ndarray, step: int) -> None:
     """uint8 images (N, H, W, C) as one image summary with N samples."""
-    from cargan_tf.viz import encode_png
 
     height, width = images.shape[1:3]
     tensor = tf.constant([str(width).encode(), str(height).encode(),

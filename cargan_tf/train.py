@@ -1,3 +1,4 @@
+# Over 450 lines: the loop and the run folder it keeps (checkpoints, history, grids, scores).
 """The training loop: D on a real batch, D on a fake batch, G through the frozen-D gan.
 
 Writes everything into a run folder (runs.RunPaths) and resumes from its latest complete
@@ -25,14 +26,25 @@ import tensorflow as tf
 
 import cargan_tf
 from cargan_tf import latents, runs, tensorboard, viz
-from cargan_tf.config import RunConfig, diff_identity, diff_schedule, epochs_for_steps
-from cargan_tf.data.pipeline import batches_per_epoch, run_dataset
-from cargan_tf.data.sources import normalize_data
+from cargan_tf.config import (
+    RunConfig,
+    batches_per_epoch,
+    diff_identity,
+    diff_schedule,
+    finish,
+    normalize_data,
+)
+from cargan_tf.data.pipeline import run_dataset
+from cargan_tf.data.sources import load_images_for
 from cargan_tf.distribute import check_batch, distribute_dataset, is_chief, make_strategy
 from cargan_tf.engines import make_engine, step_inputs
+from cargan_tf.env import is_chief_process
 from cargan_tf.errors import CarganError, ConfigError, RunFolderError, first_line
+from cargan_tf.evaluate import RunEvaluator, read_metrics, truncate_metrics
 from cargan_tf.gan import StackedGAN, set_trainable
 from cargan_tf.models import build_discriminator, build_generator, precision_policy
+from cargan_tf.progress import progress_bar as tqdm
+from cargan_tf.transfer import init_from
 
 # the loss plots redraw the whole history (~1.4 s at 6,000 rows): at most this often during
 # training, so short epochs are not slowed by them; finish() always draws the final ones
@@ -56,15 +68,14 @@ class TrainingDivergedError(CarganError):
     """A loss went NaN or infinite; the last good checkpoint is still the latest."""
 
 
-def reconcile_config(paths: runs.RunPaths, cfg: RunConfig) -> RunConfig:
-    """Check `cfg` against the run folder's saved config and record it.
+def reconcile_config(paths: runs.RunPaths, cfg: RunConfig) -> None:
+    """Check the final `cfg` against the run folder's saved config and record it there.
 
     A new folder gets config.json. An existing one may change schedule keys (logged in
     config_history.jsonl); a change of identity keys is refused with the keys that differ.
-    A folder in `data` is stored absolute, so `c32`, `c32/` and `/abs/c32` are one source and
-    the run resumes from any working folder.
+    `data` is compared as config.resolve stores it (a folder made absolute), so a run saved
+    with `c32` resumes with `/abs/c32`.
     """
-    cfg = cfg.replace(data=normalize_data(cfg.data))
     if paths.config.exists():
         try:
             old = RunConfig.from_json(paths.config.read_text(encoding="utf-8"))
@@ -88,7 +99,24 @@ def reconcile_config(paths: runs.RunPaths, cfg: RunConfig) -> RunConfig:
                 "time": _now(), "changed": {k: {"from": a, "to": b}
                                             for k, (a, b) in schedule.items()}})
     runs.write_text_atomic(paths.config, cfg.to_json())
-    return cfg
+
+
+def halve_learning_rates(cfg: RunConfig, paths: runs.RunPaths, restart: int,
+                         err: Exception) -> RunConfig:
+    """The schedule change of a divergence restart (on_divergence=restart), made explicitly:
+    lr_d and lr_g halved, logged in config_history.jsonl as a "divergence_restart" event with
+    the error, and written to config.json; returns the new config for the next Trainer."""
+    new = cfg.replace(lr_d=cfg.lr_d / 2, lr_g=cfg.lr_g / 2)
+    if is_chief_process(cfg.strategy):
+        runs.append_jsonl(paths.config_history, {
+            "time": _now(), "event": "divergence_restart", "restart": restart,
+            "error": first_line(err),
+            "changed": {k: {"from": getattr(cfg, k), "to": getattr(new, k)}
+                        for k in ("lr_d", "lr_g")}})
+        runs.write_text_atomic(paths.config, new.to_json())
+    print(f"{err}\nrestart {restart}/{MAX_DIVERGENCE_RESTARTS}: continuing from the last good "
+          f"checkpoint with lr_d={new.lr_d:.3g}, lr_g={new.lr_g:.3g}", flush=True)
+    return new
 
 
 def run_info(cfg: RunConfig, replicas: int = 1) -> dict:
@@ -116,6 +144,7 @@ def run_info(cfg: RunConfig, replicas: int = 1) -> dict:
 def _onednn_enabled() -> bool | None:
     """Whether TensorFlow runs its oneDNN CPU kernels (they change speed and round-off)."""
     try:
+        # here: a private module, absent in some TensorFlow builds
         from tensorflow.python.util import _pywrap_util_port
 
         return bool(_pywrap_util_port.IsMklEnabled())
@@ -139,40 +168,20 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def save_model_atomic(model: keras.Model, path: Path) -> None:
-    """model.save into a temp .keras file beside `path`, then rename over it."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    try:
-        model.save(tmp)
-        runs.fault_point("model_before_rename")
-        os.replace(tmp, path)
-    except OSError as err:
-        raise RunFolderError(f"could not write {path}: {err.strerror or err}") from err
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def load_images_for(cfg: RunConfig) -> np.ndarray:
-    """Training images uint8 (N, S, S, C) for cfg.data (toycars, fashion_mnist, a folder...)."""
-    from cargan_tf.data.sources import load_images
-
-    return load_images(cfg.data, cfg.image_size, cfg.channels, n=cfg.data_n, seed=cfg.seed,
-                       progress=cfg.progress)
-
-
 class Trainer:
     """One run: models, the stacked gan, its checkpoint object and the run folder."""
 
     def __init__(self, cfg: RunConfig, run_dir: str | os.PathLike,
                  images: np.ndarray | None = None):
+        """cfg: the run's final config (config.resolve, or train()), kept as it is: the same
+        object the stacked gan and the engine hold. images: uint8 (N, S, S, C), the training
+        set (default: cfg.data loaded); a step budget must already be epochs of this set."""
         # first: MultiWorkerMirroredStrategy must set up its collectives before any other op
         self.strategy = make_strategy(cfg) if cfg.strategy != "default" else None
         self.is_chief = self.strategy is None or is_chief(self.strategy)
         # the run folder checkpoints are restored from; a non-chief worker writes elsewhere
         self.source = runs.RunPaths(run_dir)
-        # the data first: bad images fail before a run folder exists, and a step budget
-        # (cfg.steps) becomes epochs of this set before the config is saved
+        # the data first: bad images fail before a run folder exists
         self.images = images if images is not None else load_images_for(cfg)
         expected = (cfg.image_size, cfg.image_size, cfg.channels)
         if self.images.dtype != np.uint8 or self.images.shape[1:] != expected:
@@ -183,7 +192,11 @@ class Trainer:
                               f"({cfg.batch_size}); lower batch_size or add images")
         self.steps_per_epoch = batches_per_epoch(len(self.images), cfg.batch_size,
                                                  cfg.drop_remainder)
-        cfg = epochs_for_steps(cfg, self.steps_per_epoch)
+        if cfg != finish(cfg, len(self.images)):
+            raise ConfigError("Trainer takes a run's final config: make it with config.resolve("
+                              "..., n_images=len(images)) or config.finish(cfg, len(images)), "
+                              "or call train(), which does")
+        self.cfg = cfg
         if cfg.steps and cfg.progress and cfg.epochs * self.steps_per_epoch != cfg.steps:
             print(f"a budget of {cfg.steps} steps is {cfg.epochs} whole epochs of "
                   f"{self.steps_per_epoch} batches: {cfg.epochs * self.steps_per_epoch} steps",
@@ -191,11 +204,10 @@ class Trainer:
         if self.is_chief:
             self.paths = self.source
             self.paths.create()
-            self.cfg = reconcile_config(self.paths, cfg)
+            reconcile_config(self.paths, cfg)
         else:
             self.paths = runs.RunPaths(tempfile.mkdtemp(prefix="cargan_worker_"))
             self.paths.create()
-            self.cfg = cfg = cfg.replace(progress=False)
         keras.utils.set_random_seed(cfg.seed)  # weight initialisation follows the run's seed
         if cfg.deterministic:
             # process-wide and irreversible: deterministic kernels for the rest of the process
@@ -210,7 +222,6 @@ class Trainer:
                 self.generator = build_generator(cfg)
                 self.discriminator = build_discriminator(cfg)
                 self.gan = StackedGAN(self.generator, self.discriminator, cfg)
-            self.gan.build_optimizers()
             self.engine = make_engine(self.gan, cfg, self.strategy)
             tracked = dict(generator=self.generator, discriminator=self.discriminator,
                            d_optimizer=self.gan.d_optimizer, g_optimizer=self.gan.g_optimizer)
@@ -284,8 +295,6 @@ class Trainer:
         """Extractor and real set, made once; metrics.csv rows after the checkpoint dropped."""
         if not self.cfg.eval_every_epochs:
             return
-        from cargan_tf.evaluate import RunEvaluator, read_metrics, truncate_metrics
-
         self.evaluator = RunEvaluator(self.cfg, self.paths, n=self.cfg.eval_n,
                                       features=self.cfg.eval_features)
         if self.paths.metrics.exists():
@@ -298,7 +307,7 @@ class Trainer:
         row = self.evaluator(self.output_generator, epoch=self.epoch - 1, step=self.step)
         if row["fid"] < self.best_fid:
             self.best_fid = row["fid"]
-            save_model_atomic(self.output_generator, self.paths.best_generator)
+            runs.save_model_atomic(self.output_generator, self.paths.best_generator)
         if self.cfg.progress:
             print(f"  evaluation after epoch {self.epoch - 1}: FID {row['fid']:.2f} "
                   f"(best {self.best_fid:.2f}), diversity {row['diversity']:.2f}", flush=True)
@@ -372,9 +381,9 @@ class Trainer:
     def finish(self) -> None:
         """generator.keras, discriminator.keras, plots, real_vs_fake.png, evolution.gif."""
         self.flush_history()
-        save_model_atomic(self.output_generator, self.paths.generator)
+        runs.save_model_atomic(self.output_generator, self.paths.generator)
         set_trainable(self.discriminator, True)  # saved unfrozen, so it reloads trainable
-        save_model_atomic(self.discriminator, self.paths.discriminator)
+        runs.save_model_atomic(self.discriminator, self.paths.discriminator)
         set_trainable(self.discriminator, False)
         self.write_plots()
         viz.real_vs_fake(self.images[:16], self.samples()[:16], self.paths.real_vs_fake)
@@ -396,14 +405,10 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------------
     def run(self, on_epoch_end: EpochCallback | None = None) -> Path:
-        from cargan_tf.progress import progress_bar as tqdm
-
         cfg = self.cfg
         initialised = None
         if not self.restore_latest():
             if cfg.init_from:
-                from cargan_tf.transfer import init_from
-
                 initialised = init_from(cfg.init_from, self.generator, self.discriminator,
                                         self.ema_generator)
                 if cfg.progress:
@@ -511,10 +516,14 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, images: np.ndarray | None 
           on_epoch_end: EpochCallback | None = None) -> Path:
     """Train (or resume) a run in `run_dir`; returns the run folder.
 
-    images: optional uint8 (N, S, S, C) training set; by default cfg.data is loaded.
+    cfg: from config.resolve (or a preset); its last step, config.finish with the training
+    set's size, is taken here once the images are loaded. images: optional uint8
+    (N, S, S, C) training set; by default cfg.data is loaded.
     on_epoch_end(epoch, grid_png): called after each epoch (notebooks show the grid); grid_png
     is None after epochs without a grid (see samples_every_epochs).
     """
+    images = images if images is not None else load_images_for(cfg)
+    cfg = finish(cfg, len(images))
     restarts = 0
     while True:
         try:
@@ -523,10 +532,7 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, images: np.ndarray | None 
             if cfg.on_divergence != "restart" or restarts >= MAX_DIVERGENCE_RESTARTS:
                 raise
             restarts += 1
-            # a schedule change: logged in config_history.jsonl by reconcile_config
-            cfg = cfg.replace(lr_d=cfg.lr_d / 2, lr_g=cfg.lr_g / 2)
-            print(f"{err}\nrestart {restarts}/{MAX_DIVERGENCE_RESTARTS}: continuing from the last "
-                  f"good checkpoint with lr_d={cfg.lr_d:.3g}, lr_g={cfg.lr_g:.3g}", flush=True)
+            cfg = halve_learning_rates(cfg, runs.RunPaths(run_dir), restarts, err)
 
 
 MAX_DIVERGENCE_RESTARTS = 3

@@ -17,9 +17,7 @@ latest), and encoder.keras / decoder.keras at the end.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import math
 import os
@@ -32,10 +30,12 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from cargan_tf import latents, runs, viz
-from cargan_tf.config import RunConfig
-from cargan_tf.data.pipeline import batches_per_epoch, epoch_dataset
+from cargan_tf import io, latents, runs, viz
+from cargan_tf.config import RunConfig, batches_per_epoch
+from cargan_tf.data.pipeline import epoch_dataset
+from cargan_tf.data.sources import load_images
 from cargan_tf.errors import ConfigError, RunFolderError
+from cargan_tf.evaluate import real_images_for
 from cargan_tf.models import build_discriminator, build_generator, parameter_counts
 
 VAE_HISTORY_COLUMNS = ("epoch", "batch", "loss", "recon", "kl", "beta", "seconds")
@@ -52,7 +52,7 @@ class VAEConfig:
     image_size: int = 32
     channels: int = 3
     latent_dim: int = 100
-    base_filters: int = 32            # conv: as the GAN's (models._filters)
+    base_filters: int = 32            # conv: as the GAN's (models.filters_per_block)
     max_filters: int = 256
     kernel_size: int = 4
     batchnorm: bool = True            # conv: BatchNorm in encoder and decoder blocks
@@ -230,36 +230,19 @@ class VAEPaths(runs.RunPaths):
         self.reconstructions.mkdir(exist_ok=True)
 
 
+def _vae_history_row(raw: dict[str, str]) -> dict[str, float]:
+    row = {k: float(raw[k]) for k in VAE_HISTORY_COLUMNS}
+    row["epoch"], row["batch"] = int(row["epoch"]), int(row["batch"])
+    return row
+
+
 def read_vae_history(path) -> list[dict[str, float]]:
-    if not Path(path).exists():
-        return []
-    rows = []
-    with open(path, newline="", encoding="utf-8") as handle:
-        for raw in csv.DictReader(handle):
-            try:
-                row = {k: float(raw[k]) for k in VAE_HISTORY_COLUMNS}
-            except (TypeError, ValueError, KeyError):
-                continue  # a torn last line
-            row["epoch"], row["batch"] = int(row["epoch"]), int(row["batch"])
-            rows.append(row)
-    return rows
-
-
-def _history_text(rows, header: bool) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=VAE_HISTORY_COLUMNS, lineterminator="\n")
-    if header:
-        writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k])
-                         for k in VAE_HISTORY_COLUMNS})
-    return buffer.getvalue()
+    """Rows of a VAE run's history.csv as dicts of floats; a torn last row is dropped."""
+    return io.read_csv_rows(path, _vae_history_row)
 
 
 def held_out_images(vcfg: VAEConfig, n: int) -> np.ndarray:
     """uint8 images the VAE never trains on (toycars) for reconstruction grids and scores."""
-    from cargan_tf.evaluate import real_images_for
-
     return real_images_for(vcfg.data, vcfg.image_size, vcfg.channels, n, seed=vcfg.seed)[0]
 
 
@@ -280,8 +263,6 @@ class VAETrainer:
         runs.write_text_atomic(self.paths.config, vcfg.to_json())
         self.cfg = vcfg
         if images is None:
-            from cargan_tf.data.sources import load_images
-
             images = load_images(vcfg.data, vcfg.image_size, vcfg.channels, n=vcfg.data_n,
                                  seed=vcfg.seed)
         self.images = images
@@ -308,7 +289,8 @@ class VAETrainer:
             keep_before = self.epoch
         if self.paths.history.exists():  # rows after the checkpoint were lost work
             rows = [r for r in read_vae_history(self.paths.history) if r["epoch"] < keep_before]
-            runs.write_text_atomic(self.paths.history, _history_text(rows, header=True))
+            runs.write_text_atomic(self.paths.history,
+                                  io.csv_text(rows, VAE_HISTORY_COLUMNS, header=True))
         return latest is not None
 
     def save_checkpoint(self) -> Path:
@@ -358,7 +340,7 @@ class VAETrainer:
                 rows.append(row)
                 self.step += 1
             with open(self.paths.history, "a", encoding="utf-8") as handle:
-                handle.write(_history_text(rows, header=handle.tell() == 0))
+                handle.write(io.csv_text(rows, VAE_HISTORY_COLUMNS, header=handle.tell() == 0))
             self.save_grids(self.epoch)
             if cfg.progress:
                 mean = {k: float(np.mean([r[k] for r in rows])) for k in ("loss", "recon", "kl")}
@@ -370,10 +352,8 @@ class VAETrainer:
         return self.paths.root
 
     def finish(self) -> None:
-        from cargan_tf.train import save_model_atomic
-
-        save_model_atomic(self.vae.encoder, self.paths.encoder)
-        save_model_atomic(self.vae.decoder, self.paths.decoder)
+        runs.save_model_atomic(self.vae.encoder, self.paths.encoder)
+        runs.save_model_atomic(self.vae.decoder, self.paths.decoder)
         frames = self.paths.list_sample_grids()
         if frames:
             viz.make_gif(frames, self.paths.evolution_gif,

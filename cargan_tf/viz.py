@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
+import imageio.v3 as iio
 import numpy as np
 
 from cargan_tf.runs import read_history, write_bytes_atomic
@@ -106,6 +107,8 @@ def _batch_axis(rows: Sequence[dict]) -> np.ndarray:
 
 def _plot_history(history_csv, out_png, series, ylabel: str, title: str, axes=None) -> Path:
     """One history plot: each (key, colour) per batch (light) and smoothed (bold)."""
+    # here: matplotlib takes ~1 s to import, and `--help` and the notebooks' first cells
+    # import this module
     from matplotlib.figure import Figure
 
     rows = read_history(history_csv)
@@ -196,7 +199,6 @@ def make_gif(frames: Sequence[str | os.PathLike], out_gif: str | os.PathLike,
              max_side: int | None = None) -> Path:
     """evolution.gif: one frame per grid PNG, each captioned (e.g. 'epoch 3'); loops forever.
     max_side: shrink frames whose longer side is larger (a smaller file to share)."""
-    import imageio.v3 as iio
 
     if not frames:
         raise ValueError("no frames to make a GIF from: train at least one epoch first")
@@ -224,6 +226,5 @@ def make_gif(frames: Sequence[str | os.PathLike], out_gif: str | os.PathLike,
 
 
 def gif_frame_count(path: str | os.PathLike) -> int:
-    import imageio.v3 as iio
 
     return len(iio.imread(path, index=None))

@@ -119,7 +119,7 @@ def test_bad_override_is_reported_without_traceback(capsys):
 
 def test_a_run_resumes_whatever_way_its_data_folder_is_written(tmp_path, monkeypatch, capsys):
     from cargan_tf.cli import main
-    from cargan_tf.data import folders
+    from cargan_tf.data.prepare import prepare
     from cargan_tf.data.toycars import draw_toycars
 
     monkeypatch.chdir(tmp_path)
@@ -127,7 +127,7 @@ def test_a_run_resumes_whatever_way_its_data_folder_is_written(tmp_path, monkeyp
     photos.mkdir()
     for i, car in enumerate(draw_toycars(40, 32, seed=0)[0]):
         cv2.imwrite(str(photos / f"car_{i:02d}.png"), car[..., ::-1])
-    folders.prepare(photos, tmp_path / "c16", size=16, channels=3, progress=False)
+    prepare(photos, tmp_path / "c16", size=16, channels=3, progress=False)
     base = ["train", "--preset", "aim64", "--smoke", "--no-progress", "--set", "jit_compile=off",
             "--run-dir", "run"]
     assert main([*base, "--data", "c16", "--epochs", "1"]) == 0
@@ -138,7 +138,7 @@ def test_a_run_resumes_whatever_way_its_data_folder_is_written(tmp_path, monkeyp
     # photos added and prepared again: the run goes on over the new set, and says so
     for i, car in enumerate(draw_toycars(8, 32, seed=1)[0]):
         cv2.imwrite(str(photos / f"more_{i}.png"), car[..., ::-1])
-    folders.prepare(photos, tmp_path / "c16", size=16, channels=3, progress=False)
+    prepare(photos, tmp_path / "c16", size=16, channels=3, progress=False)
     capsys.readouterr()
     # from another folder, by the run's folder alone: the run's own config
     elsewhere = tmp_path / "elsewhere"

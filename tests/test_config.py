@@ -127,3 +127,57 @@ def test_a_bad_value_names_its_key(override, key):
     k, value = parse_override(override)
     with pytest.raises(ConfigError, match=f"^{key}=.* is not valid"):
         preset("quick32").replace(**{k: value})
+
+
+# ---- resolve: the final config, made in one place ------------------------------------------------
+
+def test_resolve_applies_smoke_first_then_overrides_length_and_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = config.resolve("small32", {"lr_g": 1e-4, "batch_size": None}, data="photos/",
+                         smoke=True, epochs=3)
+    assert cfg.preset == "small32" and cfg.image_size == 16        # smoke's size
+    assert (cfg.lr_g, cfg.batch_size) == (1e-4, 16)                # None: the preset's (smoke)
+    assert (cfg.epochs, cfg.steps) == (3, 0)                       # epochs clear the budget
+    assert cfg.data == str(tmp_path / "photos")                    # made absolute
+    assert config.resolve("quick32", data="c16", base=tmp_path / "home").data == \
+        str(tmp_path / "home" / "c16")                              # a notebook's home
+    assert config.resolve().preset == "quick32"                    # the default preset
+    with pytest.raises(ConfigError, match="give one length, not both"):
+        config.resolve("quick32", epochs=2, steps=10)
+
+
+def test_resolve_resumes_with_the_run_folders_own_config(tmp_path, capsys):
+    from cargan_tf.runs import RunPaths
+
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = config.preset("dcgan64", data=str(tmp_path), epochs=7)
+    RunPaths(run).config.write_text(saved.to_json())
+    cfg = config.resolve(run_dir=run, epochs=9)
+    assert cfg == saved.replace(epochs=9)
+    assert "resuming with the run's own config" in capsys.readouterr().out
+    assert config.resolve("quick32", run_dir=run).preset == "quick32"  # a preset named: it
+    config_file = tmp_path / "other.json"
+    config_file.write_text(config.preset("aim64").to_json())
+    assert config.resolve(run_dir=run, config_file=config_file).preset == "aim64"
+
+
+def test_finish_turns_a_step_budget_into_epochs_once(monkeypatch):
+    cfg = config.resolve("small32", n_images=400)                  # 400 // 64 = 6 batches
+    assert (cfg.steps, cfg.epochs) == (12288, 2048)
+    assert config.finish(cfg, 400) == cfg                          # applied twice: no change
+    assert config.finish(config.preset("quick32"), 8192) == config.preset("quick32")
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1", "b:1"]}, '
+                                    '"task": {"type": "worker", "index": 1}}')
+    worker = config.finish(config.preset("quick32", engine="fused", strategy="multiworker"))
+    assert worker.progress is False                                # a non-chief worker
+    chief = config.preset("quick32", strategy="mirrored")
+    assert config.finish(chief).progress is True
+
+
+def test_the_default_run_name_is_one_rule():
+    from cargan_tf.runs import run_name
+
+    assert run_name("quick32", "toycars") == "quick32-toycars"
+    assert run_name("aim64", "/data/prepared/cars_64/", smoke=True) == "aim64-cars_64-smoke"
+    assert run_name("fashion28", "fashion_mnist:/data/fm") == "fashion28-fm"

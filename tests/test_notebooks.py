@@ -18,6 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from cargan_tf import env
 from cargan_tf import notebook as nb
 from cargan_tf.errors import CarganError
 
@@ -73,7 +74,10 @@ def test_committed_notebook_is_stripped_and_has_one_parameters_cell(path):
 
 def test_build_script_regenerates_committed_notebooks_byte_for_byte(tmp_path, monkeypatch, capsys):
     builder = _load_builder(monkeypatch)
-    assert builder.main(["--out", str(tmp_path)]) == 0
+    readme = tmp_path / "README.md"  # a copy: the build rewrites README's notebook table
+    readme.write_text((REPO / "README.md").read_text())
+    assert builder.main(["--out", str(tmp_path), "--readme", str(readme)]) == 0
+    assert readme.read_text() == (REPO / "README.md").read_text()
     built = sorted(p.name for p in tmp_path.glob("*.ipynb"))
     assert built == [p.name for p in NOTEBOOKS], "every notebook comes from build_notebooks.py"
     for name in built:
@@ -81,12 +85,78 @@ def test_build_script_regenerates_committed_notebooks_byte_for_byte(tmp_path, mo
             f"{name} differs from what build_notebooks.py writes: run it and commit the result")
     # and a second build is identical to the first (no random cell ids, no timestamps)
     again = tmp_path / "again"
-    assert builder.main(["--out", str(again)]) == 0
+    assert builder.main(["--out", str(again), "--readme", str(readme)]) == 0
     assert all((again / n).read_bytes() == (tmp_path / n).read_bytes() for n in built)
     assert builder.main(["--check"]) == 0
     (again / built[0]).write_text("{}")
+    capsys.readouterr()
     assert builder.main(["--check", "--out", str(again)]) == 1
-    assert "out of date" in capsys.readouterr().out
+    assert f"out of date: {built[0]};" in capsys.readouterr().out  # it names the stale notebook
+
+
+def test_check_fails_when_a_source_changed_but_its_notebook_was_not_rebuilt(tmp_path, monkeypatch,
+                                                                          capsys):
+    builder = _load_builder(monkeypatch)
+    src = tmp_path / "src"
+    src.mkdir()
+    for path in (NOTEBOOK_DIR / "src").glob("*.py"):
+        (src / path.name).write_text(path.read_text())
+    monkeypatch.setattr(builder, "SOURCES", src)
+    monkeypatch.setattr(builder, "SHARED", src / "_shared.py")
+    out, readme = tmp_path / "out", tmp_path / "README.md"
+    readme.write_text((REPO / "README.md").read_text())
+    args = ["--out", str(out), "--readme", str(readme)]
+    assert builder.main(args) == 0 and builder.main(["--check", *args]) == 0
+    edited = src / "03_plots_and_gif.py"
+    edited.write_text(edited.read_text().replace("steps = 8 ", "steps = 9 "))
+    capsys.readouterr()
+    assert builder.main(["--check", *args]) == 1
+    assert "out of date: 03_plots_and_gif.ipynb;" in capsys.readouterr().out
+    (out / "99_orphan.ipynb").write_text("{}")  # a notebook whose source was deleted
+    builder.main(["--check", *args])
+    assert "99_orphan.ipynb (no source in notebooks/src)" in capsys.readouterr().out
+
+
+def test_notebook_cells_take_only_nb_and_home_from_the_shared_cells(monkeypatch):
+    """Copyable cells: every name a notebook's own cells read is defined by those cells (the
+    parameters included), a builtin, or `nb`, the shared setup cell's import."""
+    import ast
+    import builtins
+
+    builder = _load_builder(monkeypatch)
+    for source in builder.sources():
+        tree = ast.parse("\n".join(c.source for c in source.cells if c.kind == "code"))
+        defined = set(dir(builtins))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                defined.add(node.id)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                defined |= {(a.asname or a.name).split(".")[0] for a in node.names}
+            elif isinstance(node, ast.FunctionDef):
+                defined |= {node.name, *(a.arg for a in node.args.args)}
+        read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        assert read - defined == {"nb"}, f"{source.stem} uses {read - defined} from the shared cells"
+
+
+def test_percent_format_reader(tmp_path, monkeypatch):
+    builder = _load_builder(monkeypatch)
+    path = tmp_path / "01_x.py"
+    path.write_text('"""what it does,\n   on two lines"""\nimport os\n\n'
+                    '# %% [markdown]\n# # Title\n#\n# text\n\n'
+                    '# %% tags=["parameters"] part="x"\nhome = None\n\n\n'
+                    '# %% include="gpu"\n')
+    source = builder.read_source(path)
+    assert source.stem == "01_x" and source.description == "what it does, on two lines"
+    assert [(c.kind, c.options, c.source) for c in source.cells] == [
+        ("markdown", {}, "# Title\n\ntext"),
+        ("code", {"tags": ["parameters"], "part": "x"}, "home = None"),
+        ("code", {"include": "gpu"}, "")]
+    path.write_text("# %% [markdown]\nnot a comment\n")
+    with pytest.raises(ValueError, match="01_x.py:2: a markdown cell"):
+        builder.read_source(path)
+    path.write_text("# %% tags=parameters\n")
+    with pytest.raises(ValueError, match="01_x.py:1"):
+        builder.read_source(path)
 
 
 # ---- the Colab install cell ------------------------------------------------------------------
@@ -121,19 +191,91 @@ def _fake_colab(monkeypatch) -> list:
     return mounts
 
 
-def test_install_cell_in_colab_installs_without_replacing_colab_packages(monkeypatch):
+def _run_install_cell(monkeypatch, drive_dir: Path, repo_url: str = "") -> tuple[list, list]:
+    """The install cell as a fresh Colab runtime runs it, Drive's cargan folder at drive_dir:
+    returns (Drive mounts, pip commands)."""
     mounts = _fake_colab(monkeypatch)
     commands = []
     monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: commands.append(cmd))
-    # cargan_tf is installed here, so force the path a fresh Colab runtime takes
-    source = _install_cell(NOTEBOOKS[0]).replace("REINSTALL = False", "REINSTALL = True")
+    source = _install_cell(NOTEBOOKS[0])
+    for old, new in [('DRIVE_DIR = "/content/drive/MyDrive/cargan"', f"DRIVE_DIR = {str(drive_dir)!r}"),
+                     ('REPO_URL = ""', f"REPO_URL = {repo_url!r}"),
+                     ("REINSTALL = False", "REINSTALL = True")]:  # cargan_tf is installed here
+        assert old in source
+        source = source.replace(old, new)
     exec(compile(source, "install cell", "exec"), {})
-    assert mounts == ["/content/drive"]  # no Drive clone without Drive: mounted, then REPO_URL
-    assert commands[0] == [sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                           "--force-reinstall", "git+https://github.com/OWNER/cargan_tf"]
-    flat = " ".join(" ".join(c) for c in commands)
+    return mounts, commands
+
+
+def test_install_cell_in_colab_installs_a_wheel_or_clone_from_drive_else_says_what_to_upload(
+        monkeypatch, tmp_path):
+    from cargan_tf import colab_links
+
+    assert _install_cell(NOTEBOOKS[0]).count(f'REPO_URL = "{colab_links.install_url()}"') == 1
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall"]
+    drive = tmp_path / "cargan"
+    drive.mkdir()
+    # nothing on Drive and no public URL: stop, naming the file to upload and where
+    wheel = _load_builder(monkeypatch).wheel_name()  # what `make dist` writes
+    with pytest.raises(FileNotFoundError, match=f"make dist.*upload dist/{wheel} to the "
+                                                f"folder MyDrive/cargan.*{drive}") as stop:
+        _run_install_cell(monkeypatch, drive)
+    assert "then run this cell again" in str(stop.value)
+    mounts, commands = _run_install_cell(monkeypatch, drive, repo_url="https://github.com/me/cargan_tf")
+    assert mounts == ["/content/drive"]  # Drive mounted to look for a wheel or a clone first
+    assert commands[0] == pip + ["git+https://github.com/me/cargan_tf"]
+    (drive / "cargan_tf-repo").mkdir()
+    assert _run_install_cell(monkeypatch, drive, "https://github.com/me/x")[1][0] == pip + [
+        str(drive / "cargan_tf-repo")]
+    for age, version in [(200, "0.1.0"), (100, "0.0.9")]:  # the newest upload wins, not the name
+        wheel = drive / f"cargan_tf-{version}-py3-none-any.whl"
+        wheel.write_bytes(b"stand-in")
+        os.utime(wheel, (time.time() - age, time.time() - age))
+    mounts, commands = _run_install_cell(monkeypatch, drive)
+    assert commands[0] == pip + [str(drive / "cargan_tf-0.0.9-py3-none-any.whl")]
+    flat = " ".join(" ".join(c) for c in commands)  # then colab_install: light dependencies only
     for name in ("tensorflow", "keras", "numpy", "opencv-python "):
         assert name not in flat + " "
+
+
+def test_links_and_install_url_come_from_the_one_constant(tmp_path, monkeypatch, capsys):
+    from cargan_tf import colab_links
+
+    builder = _load_builder(monkeypatch)
+    readme = (REPO / "README.md").read_text()
+    for path in NOTEBOOKS:
+        assert _read(path).cells[0].source == colab_links.badge_html(path.stem)
+        assert colab_links.badge_markdown(path.stem) in readme
+    assert not colab_links.is_public() and colab_links.install_url() == ""  # not public yet
+    with pytest.raises(ValueError, match="GitHub only"):
+        colab_links.colab_url("01_prepare_data", "https://gitlab.com/me/cargan_tf")
+    # the public address changes in one place: every badge, README's table and REPO_URL follow
+    monkeypatch.setattr(builder.colab_links, "REPO_URL", "https://github.com/someone/cargan_tf")
+    copy = tmp_path / "README.md"
+    copy.write_text(readme)
+    capsys.readouterr()
+    assert builder.main(["--check", "--readme", str(copy)]) == 1
+    assert capsys.readouterr().out.count(".ipynb") == len(NOTEBOOKS)
+    assert builder.main(["--out", str(tmp_path), "--readme", str(copy)]) == 0
+    link = "https://colab.research.google.com/github/someone/cargan_tf/blob/main/notebooks/"
+    assert copy.read_text().count(link) == len(NOTEBOOKS)
+    for path in NOTEBOOKS:
+        built = _read(tmp_path / path.name)
+        assert f'{link}{path.stem}.ipynb"' in built.cells[0].source
+        install = _code_cells(built)[0].source
+        assert 'REPO_URL = "https://github.com/someone/cargan_tf"' in install
+
+
+def test_check_fails_when_the_readme_table_is_stale(tmp_path, monkeypatch, capsys):
+    builder = _load_builder(monkeypatch)
+    copy = tmp_path / "README.md"
+    copy.write_text((REPO / "README.md").read_text().replace("| trains a preset", "| trains"))
+    capsys.readouterr()
+    assert builder.main(["--check", "--readme", str(copy)]) == 1
+    assert capsys.readouterr().out.startswith("out of date: README.md;")
+    copy.write_text("# no table here\n")
+    with pytest.raises(ValueError, match="README has no notebook table"):
+        builder.main(["--check", "--readme", str(copy)])
 
 
 def test_colab_install_adds_only_missing_modules_and_checks_versions(monkeypatch):
@@ -154,7 +296,7 @@ def test_colab_install_adds_only_missing_modules_and_checks_versions(monkeypatch
 
     # in Colab with an old TensorFlow: a clear message, and it stops
     _fake_colab(monkeypatch)
-    monkeypatch.setattr(nb, "installed_versions", lambda: {"tensorflow": "2.15.0", "keras": "2.15.0"})
+    monkeypatch.setattr(env, "installed_versions", lambda: {"tensorflow": "2.15.0", "keras": "2.15.0"})
     with pytest.raises(CarganError, match="tensorflow>=2.16"):
         nb.colab_install()
 
@@ -180,7 +322,7 @@ def test_interactive_colab_heuristic(monkeypatch):
     # and the real process tree: our parent's command line comes first
     parent = Path(f"/proc/{os.getppid()}/cmdline")
     if os.getppid() > 1 and parent.exists():  # an orphaned pytest (parent init) has no ancestors
-        assert nb._ancestor_cmdlines()[0] == parent.read_bytes().replace(b"\0", b" ").decode(
+        assert env._ancestor_cmdlines()[0] == parent.read_bytes().replace(b"\0", b" ").decode(
             errors="replace").strip()
 
 
@@ -296,6 +438,10 @@ def test_notebook_runs_under_papermill_in_smoke_mode(path, tmp_path, monkeypatch
     # progress bars in a kernel papermill runs are text: a saved widget shows a frozen "0%"
     outputs = [o for cell in _code_cells(_read(tmp_path / path.name)) for o in cell.outputs]
     assert not [o for o in outputs if WIDGET_MIME in o.get("data", {})]
+    executed = _read(tmp_path / path.name)
+    if executed.metadata.get("accelerator") == "GPU":  # a training notebook says what trains
+        printed = "".join(o.get("text", "") for c in _code_cells(executed) for o in c.outputs)
+        assert "training on: CPU" in printed  # no GPU here
     listing = home / nb.OUTPUTS_FOLDER / f"{path.stem}.json"
     assert listing.exists(), f"{path.name} did not record its outputs (nb.record_outputs)"
     record = json.loads(listing.read_text())
@@ -304,6 +450,24 @@ def test_notebook_runs_under_papermill_in_smoke_mode(path, tmp_path, monkeypatch
     for file in files:
         assert file.is_file() and file.stat().st_size > 0, f"{path.name} promised {file}"
         assert home.resolve() in file.resolve().parents, f"{file} was written outside home"
+
+
+def test_training_notebooks_ask_colab_for_a_gpu_and_warn_on_a_cpu_runtime(monkeypatch, capsys):
+    gpu = {p.stem for p in NOTEBOOKS if _read(p).metadata.get("accelerator") == "GPU"}
+    assert {"02_train_dcgan", "04_gan_vs_vae", "06_fashion_mnist_dcgan"} <= gpu
+    for stem in gpu:
+        notebook = _read(NOTEBOOK_DIR / f"{stem}.ipynb")
+        assert notebook.metadata["colab"]["gpuType"] == "T4"  # what Colab writes for a T4 runtime
+        assert any("Runtime > Change runtime type" in c.source for c in notebook.cells)
+    cell = next(c.source for c in _code_cells(_read(NOTEBOOK_DIR / "02_train_dcgan.ipynb"))
+                if "list_physical_devices" in c.source)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    exec(cell, {"nb": nb, "smoke": False})
+    assert capsys.readouterr().out.startswith("training on: CPU")  # no GPU in the test machine
+    _fake_colab(monkeypatch)
+    for smoke, warned in [(False, True), (True, False)]:  # a smoke run is short: no warning
+        exec(cell, {"nb": nb, "smoke": smoke})
+        assert ("WARNING: no GPU" in capsys.readouterr().out) == warned
 
 
 def test_notebook_helpers_import_no_tensorflow():
@@ -330,10 +494,12 @@ def test_train_notebook_honours_what_the_user_set_even_in_smoke_mode(tmp_path, m
         str(NOTEBOOK_DIR / "02_train_dcgan.ipynb"), str(out), kernel_name="python3",
         cwd=str(NOTEBOOK_DIR), progress_bar=False,
         parameters={"smoke": True, "home": str(home), "dataset": "fashion_mnist:data/raw/fm",
-                    "channels": 1, "epochs": 3, "batch_size": 8, "run_name": "fm"})
+                    "channels": 1, "epochs": 3, "batch_size": 8, "run_name": "fm",
+                    "precision": "mixed_float16"})
     config = json.loads(runs.RunPaths(home / "runs" / "fm").config.read_text())
     assert config["data"] == f"fashion_mnist:{home / 'data' / 'raw' / 'fm'}"
     assert (config["channels"], config["epochs"], config["batch_size"]) == (1, 3, 8)
+    assert config["precision"] == "mixed_float16"
     assert config["image_size"] == 16  # what smoke chose, as nothing else was asked
     train_cell = next(c for c in _code_cells(_read(out)) if "grid.show(" in c.source)
     pictures = [o for o in train_cell.outputs if "text/html" in o.get("data", {})]

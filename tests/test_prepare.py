@@ -14,9 +14,11 @@ import cv2
 import numpy as np
 import pytest
 
+import cargan_tf.data.prepare as preparing
 from cargan_tf.cli import main
-from cargan_tf.data import folders
-from cargan_tf.data.folders import load_cache, prepare, read_manifest
+from cargan_tf.data import cache, decode
+from cargan_tf.data.cache import load_cache, read_manifest
+from cargan_tf.data.prepare import prepare
 from cargan_tf.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,7 +126,7 @@ def test_cache_round_trips_exactly_across_shards(tmp_path: Path, monkeypatch):
     originals = [noise(64, 64, seed) for seed in range(10)]
     for i, img in enumerate(originals):
         write_image(src / f"img_{i:02d}.png", img)
-    monkeypatch.setattr(folders, "SHARD_BYTES", 3 * 64 * 64 * 3)  # 3 images per shard
+    monkeypatch.setattr(cache, "SHARD_BYTES", 3 * 64 * 64 * 3)  # 3 images per shard
     result = prepare(src, tmp_path / "cache", size=64, workers=1, progress=False)
     manifest = read_manifest(result.dst)
     assert [s["count"] for s in manifest["shards"]] == [3, 3, 3, 1]
@@ -142,7 +144,7 @@ def test_fit_modes(tmp_path: Path):
     img[:, :20], img[:, 20:60], img[:, 60:] = (255, 0, 0), (0, 255, 0), (0, 0, 255)  # BGR
     write_image(tmp_path / "src/bands.png", img)
     out = {}
-    for fit in folders.FITS:
+    for fit in decode.FITS:
         result = prepare(tmp_path / "src", tmp_path / fit, size=20, fit=fit, progress=False)
         out[fit] = load_cache(result.dst)[0].astype(int)
     assert (out["center_crop"] == (0, 255, 0)).all()  # only the green middle survives
@@ -211,8 +213,8 @@ def test_incremental_rerun_decodes_only_new_and_changed(tmp_path: Path, monkeypa
     stat = touched.stat()
     os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
     decoded = []
-    original = folders.process_file
-    monkeypatch.setattr(folders, "process_file",
+    original = preparing.process_file
+    monkeypatch.setattr(preparing, "process_file",
                         lambda path, *a: decoded.append(Path(path).name) or original(path, *a))
     result = prepare(src, dst, size=16, workers=1, progress=False)
     changes = read_manifest(dst)["changes"]
@@ -277,8 +279,8 @@ def _two_versions(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
 def test_failed_prepare_leaves_the_old_cache_intact(tmp_path: Path, monkeypatch):
     src, dst, old = _two_versions(tmp_path)
     old_manifest = (dst / "manifest.json").read_bytes()
-    monkeypatch.setattr(folders, "SHARD_BYTES", 2 * 16 * 16 * 3)
-    real_write = folders._write_shard
+    monkeypatch.setattr(cache, "SHARD_BYTES", 2 * 16 * 16 * 3)
+    real_write = cache._write_shard
     calls = []
 
     def crash_on_second_shard(path, images):
@@ -287,7 +289,7 @@ def test_failed_prepare_leaves_the_old_cache_intact(tmp_path: Path, monkeypatch)
             raise OSError(28, "No space left on device")
         real_write(path, images)
 
-    monkeypatch.setattr(folders, "_write_shard", crash_on_second_shard)
+    monkeypatch.setattr(cache, "_write_shard", crash_on_second_shard)
     with pytest.raises(DataError, match="could not write the cache into .*No space left"):
         prepare(src, dst, size=16, progress=False)
     assert calls == ["images_000.npy", "images_001.npy"]
@@ -295,7 +297,7 @@ def test_failed_prepare_leaves_the_old_cache_intact(tmp_path: Path, monkeypatch)
     assert (dst / "manifest.json").read_bytes() == old_manifest
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "src"]  # no temp folder left
 
-    monkeypatch.setattr(folders, "_write_shard", real_write)
+    monkeypatch.setattr(cache, "_write_shard", real_write)
     assert prepare(src, dst, size=16, progress=False).count == 9
 
 
@@ -304,12 +306,13 @@ def test_killed_prepare_leaves_the_old_cache_intact(tmp_path: Path):
     src, dst, old = _two_versions(tmp_path)
     child = textwrap.dedent(f"""
         import sys, time
-        from cargan_tf.data import folders
+        from cargan_tf.data import cache
+        from cargan_tf.data.prepare import prepare
         def stall(path, images):
             print("writing", flush=True)
             time.sleep(60)
-        folders._write_shard = stall
-        folders.prepare({str(src)!r}, {str(dst)!r}, size=16, progress=False)
+        cache._write_shard = stall
+        prepare({str(src)!r}, {str(dst)!r}, size=16, progress=False)
     """)
     proc = subprocess.Popen([sys.executable, "-c", child], cwd=REPO, stdout=subprocess.PIPE,
                             text=True)

@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from cargan_tf.data import folders, sources
+from cargan_tf.data import cache as cache_module
+from cargan_tf.data import sources
 from cargan_tf.data.sources import (
     load_fashion_mnist,
     load_fashion_mnist_splits,
@@ -212,7 +213,7 @@ def test_stanford_crop_to_box_from_csv(boxed_cars: Path, tmp_path: Path):
                                 cache_dir=str(tmp_path / "caches"))
     check_all_red(images)
     (cache,) = (tmp_path / "caches").iterdir()
-    report = json.loads((cache / folders.REPORT_NAME).read_text())
+    report = json.loads((cache / cache_module.REPORT_NAME).read_text())
     assert report["skipped"] == [{"path": "00004.png",
                                   "reason": "no bounding box for this file in the annotations"}]
     whole = load_stanford_cars(boxed_cars, size=16, fit="stretch",
@@ -277,7 +278,7 @@ def test_stanford_errors(boxed_cars: Path, tmp_path: Path):
 
 
 def test_data_modules_do_not_import_tensorflow():
-    code = ("import sys, argparse, cargan_tf.data.sources, cargan_tf.data.folders,"
+    code = ("import sys, argparse, cargan_tf.data.sources, cargan_tf.data.prepare,"
             " cargan_tf.data.download, cargan_tf.commands.prepare, cargan_tf.commands.download;"
             " sub = argparse.ArgumentParser().add_subparsers();"
             " cargan_tf.commands.prepare.register(sub); cargan_tf.commands.download.register(sub);"

@@ -275,3 +275,11 @@ def test_tensorboard_scalars_are_written_without_the_tensorboard_package(tmp_pat
     width, height, *pngs = tf.make_ndarray(value.tensor)
     assert (int(width), int(height)) == (16, 16) and len(pngs) == 16
     assert viz.decode_png(pngs[0]).shape == (16, 16, 3)
+
+
+def test_trainer_takes_the_final_config_and_keeps_it(tmp_path):
+    cfg = tiny_config(progress=False, epochs=1, data_n=32)
+    trainer = Trainer(cfg, tmp_path / "run")
+    assert trainer.cfg is cfg and trainer.gan.cfg is cfg and trainer.engine.cfg is cfg
+    with pytest.raises(ConfigError, match="final config"):
+        Trainer(cfg.replace(steps=5), tmp_path / "other")  # a budget not yet in epochs

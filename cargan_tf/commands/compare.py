@@ -38,7 +38,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.epochs < 1:
         raise CarganError("--epochs must be >= 1")
-    from cargan_tf.compare import LABELS, MODELS, run_comparison
+    from cargan_tf.compare import LABELS, MODELS, run_comparison  # here: TensorFlow (--help)
 
     report = run_comparison(args.out, data=args.data, image_size=args.image_size,
                             epochs=args.epochs, data_n=args.data_n, smoke=args.smoke,

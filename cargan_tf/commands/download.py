@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cargan_tf.data.download import download
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -39,8 +41,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from cargan_tf.data.download import download
-
     result = download(
         args.list_csv, args.dst, url_column=args.url_column, workers=args.workers,
         retries=args.retries, timeout=args.timeout, backoff=args.backoff,

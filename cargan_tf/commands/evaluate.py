@@ -82,11 +82,13 @@ def run(args) -> int:
                           "reference run)")
     if args.features == "inception" and not args.allow_download:
         # asked for by name: no quiet fallback to pixel features (the training loop has one)
+        # here: features imports TensorFlow, which `--help` must not
         from cargan_tf.features import find_inception_weights, inception_weights_missing_message
 
         found = find_inception_weights(args.inception_weights)
         if found is None or not found.is_file():
             raise CarganError(f"--features inception: {inception_weights_missing_message()}")
+    # here: evaluate imports TensorFlow, which `--help` must not
     from cargan_tf.evaluate import baseline_lines, evaluate_run, read_baseline, summary_lines
 
     if args.baseline:  # checked before minutes of scoring, not after

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cargan_tf.errors import CarganError
+from cargan_tf.export import export
 
 FORMATS = ("keras", "savedmodel", "litert")  # cargan_tf.export.FORMATS, without importing it here
 
@@ -30,8 +31,6 @@ def run(args) -> int:
     formats = FORMATS if "all" in formats else tuple(dict.fromkeys(formats))
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise CarganError(f"--out {args.out} is a file: give a folder for the exports")
-    from cargan_tf.export import export
-
     report = export(args.generator, args.out, formats)
     if not report["ok"]:  # an earlier export in the same folder is stale or failed its check
         raise CarganError(f"some exports in {args.out} do not match this generator (STALE or "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cargan_tf import viz
 from cargan_tf.errors import CarganError
 from cargan_tf.runs import RunPaths
 
@@ -23,8 +24,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from cargan_tf import viz
-
     paths = RunPaths(args.run_dir)
     frames = paths.list_sample_grids()
     if not frames:

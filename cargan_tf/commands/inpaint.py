@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cargan_tf import inpaint, masks, viz
 from cargan_tf.errors import CarganError
-from cargan_tf.inpaint import (  # numpy and OpenCV only at import: --help stays fast
+from cargan_tf.inpaint import (  # TensorFlow only inside its functions: --help stays fast
     BLEND_METHODS,
     DEFAULT_BLEND,
     LEARNING_RATE,
@@ -73,8 +74,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.restarts < 1 or args.steps < 1:
         raise CarganError("--restarts and --steps must be >= 1")
-    from cargan_tf import inpaint, masks, viz
-    from cargan_tf.generate import load_generator
+    from cargan_tf.generate import load_generator  # here: it imports TensorFlow (--help must not)
 
     generator = load_generator(args.generator)
     size, _, channels = inpaint.generator_shape(generator)

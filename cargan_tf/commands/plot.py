@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cargan_tf import viz
 from cargan_tf.errors import CarganError
 from cargan_tf.runs import RunPaths
 
@@ -15,8 +16,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from cargan_tf import viz
-
     paths = RunPaths(args.run_dir)
     if not paths.history.exists():
         raise CarganError(f"{paths.history} not found: is {args.run_dir} a run folder?")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from cargan_tf.data.decode import FITS
+from cargan_tf.data.prepare import prepare
 from cargan_tf.errors import CarganError
-
-# folders.FITS, spelled out so that `--help` does not import OpenCV.
-FITS = ("center_crop", "pad", "stretch")
 
 
 def register(subparsers) -> None:
@@ -44,8 +43,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from cargan_tf.data.folders import prepare
-
     if args.workers is not None and args.workers < 1:
         raise CarganError(f"--workers {args.workers}: use 1 or more (default: 4 per CPU core)")
     if args.size & (args.size - 1) or args.size < 16:

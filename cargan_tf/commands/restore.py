@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
+from cargan_tf import inpaint, viz
 from cargan_tf.commands.inpaint import add_search_arguments, output_paths
 from cargan_tf.errors import CarganError
-from cargan_tf.inpaint import OPERATORS
 
 
 def register(subparsers) -> None:
@@ -19,7 +21,7 @@ def register(subparsers) -> None:
                     "here first (seeded), so the comparison shows original / degraded / ours / "
                     "the OpenCV baseline; with --degraded it is the observation itself.")
     add_search_arguments(p)
-    p.add_argument("--operator", required=True, choices=OPERATORS,
+    p.add_argument("--operator", required=True, choices=inpaint.OPERATORS,
                    help="denoise (Gaussian noise), deblur (known Gaussian blur), sr2 / sr4 "
                         "(super-resolution from area downsampling by 2 / 4), missing (random "
                         "pixels dropped)")
@@ -38,10 +40,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.restarts < 1 or args.steps < 1:
         raise CarganError("--restarts and --steps must be >= 1")
-    import numpy as np
-
-    from cargan_tf import inpaint, viz
-    from cargan_tf.generate import load_generator
+    from cargan_tf.generate import load_generator  # here: it imports TensorFlow (--help must not)
 
     degradation = inpaint.Degradation(args.operator, noise_std=args.noise_std,
                                       blur_sigma=args.blur_sigma,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cargan_tf import viz
 from cargan_tf.errors import CarganError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -40,7 +41,7 @@ def run(args) -> int:
                                 "--grid for one picture)"))
     if out.exists() and not out.is_dir() and not one_file:
         raise CarganError(f"--out {out} is a file: give a folder for the images")
-    from cargan_tf import viz
+    # here: generate imports TensorFlow, which `--help` must not
     from cargan_tf.generate import images_for_seed, interpolation_images, load_generator
 
     generator = load_generator(args.generator)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 from cargan_tf.errors import CarganError
+from cargan_tf.export import load_serving_model
+from cargan_tf.serve import make_server
 
 
 def register(subparsers) -> None:
@@ -21,11 +25,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import logging
-
-    from cargan_tf.export import load_serving_model
-    from cargan_tf.serve import make_server
-
     if not 0 <= args.port <= 65535:
         raise CarganError(f"--port {args.port}: use 1..65535 (0: any free port)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")  # one line a request

@@ -5,16 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cargan_tf.config import (
-    PRESETS,
-    RunConfig,
-    describe_length,
-    length_overrides,
-    parse_override,
-    preset,
-    smoke,
-)
+from cargan_tf.config import PRESETS, RunConfig, describe_length, parse_override, resolve
 from cargan_tf.errors import ConfigError
+from cargan_tf.runs import run_name
 
 
 def register(subparsers) -> None:
@@ -61,47 +54,22 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _read_config(path: Path) -> RunConfig:
-    try:
-        return RunConfig.from_json(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ConfigError(f"cannot read the config {path}: {err.strerror or err}") from err
-    except (ValueError, TypeError) as err:
-        raise ConfigError(f"{path} is not a cargan_tf config.json ({err})") from err
-
-
 def config_from_args(args) -> RunConfig:
-    own = Path(args.run_dir) / "config.json" if args.run_dir else None
-    if args.config:
-        cfg = _read_config(Path(args.config))
-    elif args.preset is None and own is not None and own.is_file():
-        # `train --run-dir RUN [--epochs N]` resumes with the run's own setup
-        cfg = _read_config(own)
-        print(f"resuming with the run's own config: {own}", flush=True)
-    else:
-        cfg = preset(args.preset or "quick32")
-    if args.smoke:  # first, so explicit flags (--epochs 3 --smoke) still win
-        cfg = smoke(cfg)
+    """The run's config from the command line, through config.resolve (the notebooks' way too)."""
     overrides = dict(parse_override(text) for text in args.set)
-    overrides.update(length_overrides(args.epochs, args.steps))
-    for flag, key in (("data", "data"), ("batch_size", "batch_size"), ("image_size", "image_size"),
-                      ("strategy", "strategy"), ("init_from", "init_from")):
-        if getattr(args, flag) is not None:
-            overrides[key] = getattr(args, flag)
+    for flag in ("batch_size", "image_size", "strategy", "init_from"):
+        overrides[flag] = getattr(args, flag)  # None: the preset's
     if args.no_progress:
         overrides["progress"] = False
-    return cfg.replace(**overrides)
-
-
-def default_run_dir(cfg: RunConfig, is_smoke: bool) -> Path:
-    data = Path(cfg.data).name or "data"
-    return Path("runs") / f"{cfg.preset}-{data}{'-smoke' if is_smoke else ''}"
+    return resolve(args.preset, overrides, data=args.data, run_dir=args.run_dir,
+                   smoke=args.smoke, epochs=args.epochs, steps=args.steps,
+                   config_file=args.config)
 
 
 def run(args) -> int:
     cfg = config_from_args(args)
-    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(cfg, args.smoke)
-    from cargan_tf.train import train
+    run_dir = Path(args.run_dir or Path("runs") / run_name(cfg.preset, cfg.data, args.smoke))
+    from cargan_tf.train import train  # here: it imports TensorFlow, which `--help` must not
 
     if not isinstance(cfg.epochs, int) or cfg.epochs < 0:
         raise ConfigError("--epochs must be a non-negative integer")

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from cargan_tf.data.folders import IMAGE_EXTENSIONS, check_image_bytes
+from cargan_tf.data.decode import IMAGE_EXTENSIONS, check_image_bytes
 from cargan_tf.errors import DataError
 from cargan_tf.progress import progress_bar as tqdm
 

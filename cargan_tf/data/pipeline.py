@@ -15,10 +15,6 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([int(seed), 3, int(epoch)]).permutation(n)
 
 
-def batches_per_epoch(n: int, batch_size: int, drop_remainder: bool = True) -> int:
-    return n // batch_size if drop_remainder else -(-n // batch_size)
-
-
 def epoch_dataset(images: np.ndarray, batch_size: int, seed: int, epoch: int, *,
                   skip_batches: int = 0, drop_remainder: bool = True,
                   flip: bool = False) -> tf.data.Dataset:

@@ -1,3 +1,4 @@
+# Over 450 lines: the one seam over every kind of source, each format's checks with it.
 """Where training images come from: `load_images` is the one seam the training code calls, over
 toycars, Fashion-MNIST, Stanford Cars, a prepared cache and a raw image folder."""
 
@@ -8,14 +9,18 @@ import gzip
 import hashlib
 import os
 import re
-import sys
 import tempfile
 import zlib
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from cargan_tf.data import folders
+from cargan_tf.config import RunConfig
+from cargan_tf.data.cache import MANIFEST_NAME, load_cache, read_manifest
+from cargan_tf.data.decode import fit_image
+from cargan_tf.data.prepare import prepare, scan_folder
+from cargan_tf.data.toycars import draw_toycars
+from cargan_tf.env import in_colab
 from cargan_tf.errors import DataError
 
 DEFAULT_TOYCARS_N = 8192
@@ -35,26 +40,6 @@ _CSV_COLUMNS = {
 }
 # idx data-type codes -> big-endian NumPy dtypes (http://yann.lecun.com/exdb/mnist/).
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-# names load_images knows before it looks for a folder ("name" or "name:FOLDER")
-NAMED_SOURCES = ("toycars", "fashion_mnist", "stanford_cars", "stanford_cars_cropped")
-
-
-def normalize_data(data: str, base: str | os.PathLike | None = None) -> str:
-    """`data` with its folder made absolute and tidy (c32, c32/, ./c32 and /abs/c32 are one
-    source; ~ expanded), so a run records where its images are wherever it was started from.
-    A relative folder is taken under `base` (None: the working folder). Names (toycars,
-    fashion_mnist) stay as they are; fashion_mnist:FOLDER gets FOLDER made absolute."""
-    def absolute(path: str) -> str:
-        return os.path.abspath(os.path.join(base or os.getcwd(), os.path.expanduser(path)))
-
-    if not data:
-        return data
-    name, sep, rest = data.partition(":")
-    if name in NAMED_SOURCES:
-        return f"{name}:{absolute(rest)}" if sep and rest else data
-    return absolute(data)
 
 
 def describe_sources() -> str:
@@ -96,8 +81,6 @@ def load_images(
     """
     name, sep, rest = data.partition(":")
     if name == "toycars" and not sep:
-        from cargan_tf.data.toycars import draw_toycars
-
         count = DEFAULT_TOYCARS_N if n is None else n
         return draw_toycars(count, size=size, seed=seed, channels=channels)[0]
     if name == "fashion_mnist":
@@ -123,13 +106,19 @@ def load_images(
         )
     if not path.is_dir():
         raise DataError(f"data {path} is a file; pass the folder that holds the images")
-    if (path / folders.MANIFEST_NAME).is_file():
+    if (path / MANIFEST_NAME).is_file():
         return _subset(_load_prepared(path, size, channels), n, seed)
     if _find_idx_files(path):
         images, _ = load_fashion_mnist(path)
         return _to_size(_subset(images, n, seed), size, channels)  # subset first: less to resize
     images = _prepare_folder(path, size, channels, fit, cache_dir, progress=progress)
     return _subset(images, n, seed)
+
+
+def load_images_for(cfg: RunConfig) -> np.ndarray:
+    """Training images uint8 (N, S, S, C) for cfg.data (toycars, fashion_mnist, a folder...)."""
+    return load_images(cfg.data, cfg.image_size, cfg.channels, n=cfg.data_n, seed=cfg.seed,
+                       progress=cfg.progress)
 
 
 def _subset(images: np.ndarray, n: int | None, seed: int) -> np.ndarray:
@@ -140,7 +129,7 @@ def _subset(images: np.ndarray, n: int | None, seed: int) -> np.ndarray:
 
 
 def _load_prepared(path: Path, size: int, channels: int) -> np.ndarray:
-    manifest = folders.read_manifest(path)
+    manifest = read_manifest(path)
     have = (manifest["options"]["size"], manifest["options"]["channels"])
     if have != (size, channels):
         raise DataError(
@@ -150,7 +139,7 @@ def _load_prepared(path: Path, size: int, channels: int) -> np.ndarray:
             "channels), or set the run's image_size and channels to match "
             f"(--set image_size={have[0]} --set channels={have[1]}; notebook 02: the same names)"
         )
-    return folders.load_cache(path)
+    return load_cache(path)
 
 
 def cache_folder_for(
@@ -170,10 +159,10 @@ def _prepare_folder(
     boxes: dict | None = None, tag: str = "", progress: bool = True,
 ) -> np.ndarray:
     dst = cache_folder_for(src, size, channels, fit, cache_dir, tag)
-    result = folders.prepare(src, dst, size=size, channels=channels, fit=fit, boxes=boxes,
+    result = prepare(src, dst, size=size, channels=channels, fit=fit, boxes=boxes,
                              progress=progress)
     print(result.summary(), f"(report: {result.report_path})")
-    return folders.load_cache(dst)
+    return load_cache(dst)
 
 
 def _to_size(images: np.ndarray, size: int, channels: int) -> np.ndarray:
@@ -181,7 +170,7 @@ def _to_size(images: np.ndarray, size: int, channels: int) -> np.ndarray:
     shrinking; channels=3 repeats the gray value (R = G = B)."""
     if images.shape[1:3] != (size, size):
         # cv2.resize drops the single channel axis; put it back.
-        images = np.stack([folders.fit_image(img, size, "stretch")[0] for img in images])[..., None]
+        images = np.stack([fit_image(img, size, "stretch")[0] for img in images])[..., None]
     return np.repeat(images, 3, axis=-1) if channels == 3 else images
 
 
@@ -261,12 +250,8 @@ def _fashion_folder(path: str | os.PathLike | None) -> Path | None:
     return cached if _find_idx_files(cached) else None
 
 
-def _in_colab() -> bool:
-    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
-
-
 def _keras_fashion_mnist() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    import keras  # only here: it imports TensorFlow, and only Colab downloads through it
+    import keras  # here: it imports TensorFlow, and only Colab downloads through it
 
     (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
     return {
@@ -290,7 +275,7 @@ def load_fashion_mnist(
         raise DataError(f"split must be 'train' or 'test', got {split!r}")
     folder = _fashion_folder(path)
     if folder is None:
-        if not _in_colab():
+        if not in_colab():
             raise DataError(
                 "no Fashion-MNIST files found: pass a folder with the idx files "
                 "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-...), e.g. "
@@ -332,7 +317,7 @@ def load_fashion_mnist_splits(
     returns them, or None when only one split is available."""
     folder = _fashion_folder(path)
     if folder is None:
-        if not _in_colab():
+        if not in_colab():
             return None
         splits = _keras_fashion_mnist()
         return splits["train"], splits["test"]
@@ -347,7 +332,7 @@ def load_fashion_mnist_splits(
 
 def _devkit_boxes(path: Path) -> dict[str, tuple[int, int, int, int]]:
     try:
-        import scipy.io
+        import scipy.io  # here: scipy is optional (the devkit's .mat annotations only)
     except ImportError:
         raise DataError(
             f"reading {path.name} needs scipy (`pip install scipy`); or pass the CSV "
@@ -465,7 +450,7 @@ def load_stanford_cars(
     ann_path = Path(annotations).expanduser() if annotations else _find_annotations(train_dir)
     annotated = read_stanford_annotations(ann_path)
     by_name = {PurePosixPath(name).name: box for name, box in annotated.items()}
-    files, _ = folders.scan_folder(train_dir)
+    files, _ = scan_folder(train_dir)
     boxes = {}
     for f in files:
         box = annotated.get(f.rel) or by_name.get(PurePosixPath(f.rel).name)
