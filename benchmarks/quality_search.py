@@ -133,7 +133,7 @@ def candidate_config(name: str, seed: int, steps: int, data_n: int, data: str = 
         raise SystemExit(f"--data-n {data_n} is fewer than one batch of {cfg.batch_size}")
     epochs = max(1, math.ceil(steps / per_epoch))
     every = max(1, round(eval_every_steps / per_epoch)) if eval_every_steps else 0
-    return cfg.replace(epochs=epochs, progress=False, checkpoint_every_minutes=0.0,
+    return cfg.replace(epochs=epochs, steps=0, progress=False, checkpoint_every_minutes=0.0,
                        checkpoint_every_epochs=max(1, epochs // 4), keep_checkpoints=1,
                        eval_every_epochs=every), \
         epochs * per_epoch

@@ -47,8 +47,9 @@ def comparison_config(data: str = "toycars", image_size: int = 32, epochs: int =
     if smoke:
         cfg = config_mod.smoke(cfg)
     # smoke: at most the smoke preset's 2 epochs (fewer when asked)
+    # epochs, not quick32's step budget: the VAEs train the same epochs
     overrides: dict[str, Any] = dict(data=data, epochs=min(epochs, cfg.epochs) if smoke else epochs,
-                                     progress=not smoke, checkpoint_every_minutes=0.0)
+                                     steps=0, progress=not smoke, checkpoint_every_minutes=0.0)
     if not smoke:
         overrides["image_size"] = image_size
     if data_n is not None:

@@ -100,6 +100,9 @@ class RunConfig:
     epochs: int = 25                      # total epochs (resume: train up to this many)
     steps: int = 0                        # total G steps whatever the set's size (0: use
                                           # epochs): epochs = ceil(steps / batches per epoch)
+    minutes: float = 0.0                  # >0: train for about this many minutes: after a
+                                          # measured warm-up the run's steps are set to what
+                                          # fits (a logged event; pace.py); 0: steps / epochs
     lr_d: float = 2e-4                    # discriminator Adam learning rate
     lr_g: float = 1.5e-4                  # generator Adam learning rate
     ada_kimg: float = 100.0               # ADA's speed: p can go 0 -> 1 in this many thousand
@@ -268,6 +271,8 @@ class RunConfig:
             raise bad("dropout", "use a rate in [0, 1), e.g. 0.3")
         if self.l2_alpha < 0:
             raise bad("l2_alpha", "use 0 (off) or a positive weight, e.g. 5e-4")
+        if self.minutes < 0:
+            raise bad("minutes", "use 0 (train for steps or epochs) or a number of minutes")
         if self.checkpoint_every_minutes < 0:
             raise bad("checkpoint_every_minutes", "use 0 (off) or a number of minutes")
         if self.steps < 0:
@@ -328,7 +333,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 48 epochs (6144 steps), not 16: recall and diversity keep rising after FID settles
     # (seed 1: diversity 0.85 / 0.88 / 0.91, recall 0.20 / 0.51 / 0.63 at 2048 / 4096 / 6144).
     "quick32": dict(image_size=32, base_filters=32, max_filters=256, batch_size=64,
-                    g_noise_multiplier=1, data_n=8192, epochs=48, lr_g=2e-4, engine="fused",
+                    g_noise_multiplier=1, data_n=8192, epochs=48, steps=6144, lr_g=2e-4,
+                    engine="fused",
                     fake_batch_mode="training", d_batchnorm=False, minibatch_std=True,
                     kernel_size=4, ema_decay=0.999, l2_alpha=0.0),
 }
@@ -342,7 +348,8 @@ PRESETS["small32"] = dict(PRESETS["quick32"], data_n=400, steps=12288,
 
 # --smoke: tiny sizes, same code path. Applied on top of any preset.
 SMOKE_OVERRIDES: dict[str, Any] = dict(base_filters=8, max_filters=32, latent_dim=16, data_n=64,
-                                       batch_size=16, epochs=2, steps=0, grid_size=16,
+                                       batch_size=16, epochs=2, steps=0, minutes=0.0,
+                                       grid_size=16,
                                        progress=False, checkpoint_every_minutes=0.0)
 
 
@@ -361,22 +368,44 @@ def epochs_for_steps(cfg: RunConfig, batches_per_epoch: int) -> RunConfig:
     return cfg.replace(epochs=max(1, math.ceil(cfg.steps / max(1, batches_per_epoch))))
 
 
-def length_overrides(epochs: int | None = None, steps: int | None = None) -> dict[str, int]:
+def length_overrides(epochs: int | None = None, steps: int | None = None,
+                     minutes: float | None = None) -> dict[str, Any]:
     """Overrides for a training length a user asked for (None: the preset's). Epochs alone
-    clear a preset's step budget (small32), so the epochs asked for are what trains."""
-    overrides: dict[str, int] = {}
-    if epochs is not None and steps is not None:
-        raise ConfigError(f"epochs {epochs} and steps {steps}: give one length, not both "
-                          "(steps trains whole epochs up to that many generator steps)")
+    clear a preset's step budget (small32), so the epochs asked for are what trains; epochs
+    or steps clear a minutes budget; minutes clear the step budget until the warm-up sets it
+    (resolve() keeps a run's converted steps when its minutes are asked for again)."""
+    given = {k: v for k, v in (("epochs", epochs), ("steps", steps), ("minutes", minutes))
+             if v is not None}
+    if len(given) > 1:
+        listed = " and ".join(f"{k} {v}" for k, v in given.items())
+        which = "both" if len(given) == 2 else "all three"
+        raise ConfigError(f"{listed}: give one length, not {which} (steps trains whole epochs "
+                          "up to that many generator steps; minutes are turned into steps "
+                          "after a measured warm-up)")
+    overrides: dict[str, Any] = {}
     if epochs is not None:
-        overrides.update(epochs=epochs, steps=0)
+        overrides.update(epochs=epochs, steps=0, minutes=0.0)
     if steps is not None:
-        overrides["steps"] = steps
+        overrides.update(steps=steps, minutes=0.0)
+    if minutes is not None:
+        overrides.update(minutes=float(minutes), steps=0)
     return overrides
 
 
+# epochs of a minutes budget before its warm-up has turned it into steps: a bound, never reached
+PROVISIONAL_EPOCHS = 1_000_000
+
+
+def minutes_pending(cfg: RunConfig) -> bool:
+    """True while a minutes budget still waits for its warm-up to become steps."""
+    return bool(cfg.minutes) and not cfg.steps
+
+
 def describe_length(cfg: RunConfig) -> str:
-    """'12288 steps' for a step budget, else '48 epochs' (or '1 epoch')."""
+    """'12288 steps' for a step budget, '60 minutes' for a budget still in minutes, else
+    '48 epochs' (or '1 epoch')."""
+    if minutes_pending(cfg):
+        return f"about {cfg.minutes:g} minutes (steps set after a short measured warm-up)"
     if cfg.steps:
         return plural(cfg.steps, "step")
     return plural(cfg.epochs, "epoch")
@@ -429,8 +458,8 @@ def read_config_file(path: str | os.PathLike) -> RunConfig:
 def resolve(preset: str | None = None, overrides: Mapping[str, Any] | None = None, *,
             data: str | None = None, run_dir: str | os.PathLike | None = None,
             smoke: bool = False, epochs: int | None = None, steps: int | None = None,
-            config_file: str | os.PathLike | None = None, base: str | os.PathLike | None = None,
-            n_images: int | None = None) -> RunConfig:
+            minutes: float | None = None, config_file: str | os.PathLike | None = None,
+            base: str | os.PathLike | None = None, n_images: int | None = None) -> RunConfig:
     """The final RunConfig of a run, from what its user asked for: the CLI's `train`, the
     notebooks and train() all make it here, before anything is built, and nothing replaces it.
 
@@ -438,7 +467,8 @@ def resolve(preset: str | None = None, overrides: Mapping[str, Any] | None = Non
        config.json when `run_dir` holds one (a resume); else the preset (default quick32);
     2. smoke: tiny sizes, first, so the values asked for below still win;
     3. `overrides` ({key: value}; a None value means "the preset's"), then the length asked
-       for (length_overrides: epochs clear a step budget), then `data`;
+       for (length_overrides: epochs clear a step budget; minutes become steps after a
+       warm-up), then `data`;
     4. finish(): data made absolute (a relative folder under `base`, default the working
        folder); with `n_images`, a step budget in whole epochs of that set; no progress bar
        on a non-chief worker.
@@ -454,7 +484,11 @@ def resolve(preset: str | None = None, overrides: Mapping[str, Any] | None = Non
     if smoke:
         cfg = globals()["smoke"](cfg)
     changes = {key: value for key, value in (overrides or {}).items() if value is not None}
-    changes.update(length_overrides(epochs, steps))
+    changes.update(length_overrides(epochs, steps, minutes))
+    saved = read_config_file(own) if minutes is not None and own is not None and own.is_file() \
+        else None
+    if saved is not None and saved.minutes == float(minutes) and saved.steps:
+        changes["steps"] = saved.steps  # the same budget again (a resume): the steps it set
     if data is not None:
         changes["data"] = data
     return finish(cfg.replace(**changes), n_images, base=base)
@@ -466,7 +500,9 @@ def finish(cfg: RunConfig, n_images: int | None = None, *,
     folder absolute (under `base`), a step budget as whole epochs of `n_images` images (when
     given), and no progress bar on a non-chief worker. Applied twice, it changes nothing."""
     changes: dict[str, Any] = {"data": normalize_data(cfg.data, base=base)}
-    if n_images is not None and cfg.steps:
+    if minutes_pending(cfg):
+        changes["epochs"] = PROVISIONAL_EPOCHS  # the warm-up sets steps and epochs (pace.py)
+    elif n_images is not None and cfg.steps:
         per_epoch = batches_per_epoch(n_images, cfg.batch_size, cfg.drop_remainder)
         changes["epochs"] = epochs_for_steps(cfg, per_epoch).epochs
     if not is_chief_process(cfg.strategy):

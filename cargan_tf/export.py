@@ -12,18 +12,25 @@ and the LiteRT path uses only ai-edge-litert and numpy, so a Lambda image can le
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
 import functools
 import json
 import os
+import re
+import secrets
+import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 
 from cargan_tf.errors import CarganError, first_line
 from cargan_tf.latents import interpolation_latents, seed_to_latent
-from cargan_tf.runs import write_bytes_atomic, write_json_atomic
+from cargan_tf.runs import write_json_atomic
 
 FORMATS = ("keras", "savedmodel", "litert")
 FORMAT_ALIASES = {"tflite": "litert", "saved_model": "savedmodel"}
@@ -180,6 +187,33 @@ def litert_interpreter_class():
     return Interpreter
 
 
+KIND_NAMES = {
+    "litert": "a LiteRT model (.tflite), run by ai-edge-litert's interpreter",
+    "savedmodel": "a TensorFlow SavedModel folder (its `serve` endpoint)",
+    "keras": "a Keras model (.keras file, or a run folder's generator)",
+}
+
+
+def serving_kind(path: str | os.PathLike) -> str:
+    """Which kind of model load_serving_model would open at `path`, without opening it."""
+    path = Path(path)
+    if path.is_dir() and (path / "saved_model.pb").exists():
+        return "savedmodel"
+    return "litert" if path.suffix == ".tflite" else "keras"
+
+
+def provenance(path: str | os.PathLike) -> str:
+    """Whether an export_report.json beside `path` lists it, and what its check said."""
+    path = Path(path)
+    report = _read_report(path.parent / REPORT_FILE)
+    for name, entry in (report.get("exports") or {}).items():
+        if isinstance(entry, dict) and entry.get("path") == path.name:
+            verdict = "agrees with" if entry.get("ok") else "does NOT agree with"
+            return (f"listed as {name} in {path.parent / REPORT_FILE}: it {verdict} the generator "
+                    f"{report.get('source', '?')}")
+    return f"not listed in an {REPORT_FILE} beside it (not checked by `export`)"
+
+
 def load_serving_model(path: str | os.PathLike, num_threads: int | None = None) -> ServingModel:
     """Open a serving model: .tflite, a SavedModel folder, a .keras file or a run folder.
 
@@ -257,6 +291,14 @@ def export(source: str | os.PathLike, out_dir: str | os.PathLike,
     through load_serving_model, compares its images for CHECK_SEEDS with the original
     generator's, and writes export_report.json (merged with an earlier report in the folder).
     Raises CarganError, after writing the report, if an export is outside its tolerance.
+
+    Nothing is replaced until every format is written and checked: each goes to a hidden
+    staging name in `out_dir` first (so the folder needs room for the old and the new export
+    at once). A failure while writing (disk full, read-only folder) removes the staged files
+    and raises RunFolderError; the earlier exports and their report are left as they were.
+    Then the report stops naming the exports about to be replaced, each staged export is
+    renamed over its old one, and the full report is written last, so at every instant the
+    report describes files that are there.
     """
     # "keras, tflite" from a notebook: spaces, case and the file suffix tflite are accepted
     formats = tuple(dict.fromkeys(FORMAT_ALIASES.get(f.strip().lower(), f.strip().lower())
@@ -267,40 +309,54 @@ def export(source: str | os.PathLike, out_dir: str | os.PathLike,
     from cargan_tf.generate import generate_images, load_generator  # here: it imports TensorFlow
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    generator = load_generator(source)
+    generator = load_generator(source)  # first: a bad source leaves no empty --out folder
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _write_error(out, f"creating {out}", err) from err
+    _recover(out)
     serving = build_serving_model(generator)
     z = check_latents(generator.input_shape[-1])
     reference = generate_images(generator, z)  # the original generator, rounded in numpy
 
-    written: dict[str, Path] = {}
-    if "keras" in formats:
-        written["keras"] = out / KERAS_FILE
-        serving.save(written["keras"])
-    if "savedmodel" in formats:
-        written["savedmodel"] = out / SAVEDMODEL_DIR
-        serving.export(str(written["savedmodel"]), format="tf_saved_model", verbose=False)
-    if "litert" in formats:
-        for variant, name in LITERT_FILES.items():
-            written[f"litert_{variant}"] = out / name
-        _write_litert(serving, written["savedmodel"] if "savedmodel" in written else None,
-                      {v: out / name for v, name in LITERT_FILES.items()})
-
     report_path = out / REPORT_FILE
     report = _read_report(report_path)
+    exports = report.setdefault("exports", {})
+    staged = _write_staged(serving, out, formats)  # name -> (staged path, final path)
+    replaced: list[str] = []
+    try:
+        checked = {name: _check_export(name, tmp, z, reference, shown=final.name)
+                   for name, (tmp, final) in staged.items()}
+        if any(name in exports for name in staged):
+            # the report stops naming the files about to be replaced (it is written again, in
+            # full, once they are in place); if this write fails, nothing has been replaced
+            for name in staged:
+                exports.pop(name, None)
+            report["ok"] = False  # incomplete until the renames are done and it is rewritten
+            report["replacing"] = sorted(staged)
+            write_json_atomic(report_path, report)
+        for name in list(staged):
+            tmp, final = staged[name]
+            _swap_into_place(tmp, final)
+            del staged[name]
+            replaced.append(name)
+    except OSError as err:
+        raise _write_error(out, "putting the new exports in place", err, replaced) from err
+    finally:
+        _remove_staged(staged)
+
+    report.pop("replacing", None)
     report.update(source=str(source), latent_dim=int(z.shape[1]),
                   image_shape=list(reference.shape[1:]),
                   check={"seeds": list(CHECK_SEEDS), "images_per_seed": CHECK_IMAGES_PER_SEED,
                          "latents": "cargan_tf.latents.seed_to_latent(seed, n, latent_dim)",
                          "reference": "the original generator via cargan_tf.generate.generate_images",
                          "units": "uint8 levels (0..255)"})
-    exports = report.setdefault("exports", {})
-    for name, path in written.items():
-        exports[name] = _check_export(name, path, z, reference)
+    exports.update(checked)
     # exports written earlier into this folder, maybe from another generator (the run trained
     # on since): checked against this one too, so the report never calls a stale file ok
     for name, entry in list(exports.items()):
-        if name in written:
+        if name in checked:
             continue
         path = entry.get("path")
         if name not in TOLERANCES or not path or not (out / path).exists():
@@ -315,16 +371,251 @@ def export(source: str | os.PathLike, out_dir: str | os.PathLike,
     write_json_atomic(report_path, report)
     if verbose:
         print(format_report(report, out))
-    failed = [name for name in written if not exports[name]["ok"]]
+    failed = [name for name in checked if not exports[name]["ok"]]
     if failed:
         raise CarganError(f"export(s) {', '.join(failed)} disagree with the original generator "
                           f"beyond the tolerance: see {report_path}")
     return report
 
 
-def _check_export(name: str, path: Path, z: np.ndarray, reference: np.ndarray) -> dict:
-    """The report entry of the export `name` at `path`: its images for z against `reference`."""
+# --- writing: staged names, then renames --------------------------------------------------------
+
+# Hidden names in the export folder while a format is written: ".serving.tmp-<pid>-<hex>.keras"
+# (Keras wants the suffix), and ".serving_savedmodel.old-<pid>-<hex>" for an old SavedModel
+# folder during a swap. The pid lets a later export tell a dead writer's leftovers from a live one's.
+_STAGED = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>[0-9]+)-[0-9a-f]+(?P<suffix>\.[a-z]+)?$")
+
+
+def _staging_path(final: Path, kind: str = "tmp") -> Path:
+    stem, suffix = (final.stem, final.suffix) if final.suffix in (".keras", ".tflite") else \
+        (final.name, "")
+    return final.with_name(f".{stem}.{kind}-{os.getpid()}-{secrets.token_hex(4)}{suffix}")
+
+
+def _write_keras(serving, path: Path) -> None:
+    serving.save(path)
+
+
+def _write_savedmodel(serving, path: Path) -> None:
+    serving.export(str(path), format="tf_saved_model", verbose=False)
+
+
+def _write_litert(savedmodel: Path, variant: str, path: Path) -> None:
+    """Convert a serving SavedModel to LiteRT: float16 weights, or int8 (dynamic-range) weights."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(savedmodel))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]  # dynamic range by default
+    if variant == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    path.write_bytes(converter.convert())
+
+
+def _write_staged(serving, out: Path, formats: tuple[str, ...]) -> dict[str, tuple[Path, Path]]:
+    """Write each format under a staging name in `out`, fsynced; {name: (staged, final)}.
+
+    On any failure the staged files are removed; a full disk, a read-only folder or a
+    TensorFlow resource error (its SaveV2 on a full disk) becomes a RunFolderError.
+    """
+    import tensorflow as tf
+
+    staged: dict[str, tuple[Path, Path]] = {}
+    what = "?"
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            if "keras" in formats:
+                what = KERAS_FILE
+                staged["keras"] = (_staging_path(out / KERAS_FILE), out / KERAS_FILE)
+                _write_keras(serving, staged["keras"][0])
+            savedmodel = None
+            if "savedmodel" in formats:
+                what = SAVEDMODEL_DIR
+                staged["savedmodel"] = (_staging_path(out / SAVEDMODEL_DIR), out / SAVEDMODEL_DIR)
+                savedmodel = staged["savedmodel"][0]
+                _write_savedmodel(serving, savedmodel)
+            if "litert" in formats:
+                if savedmodel is None:  # the converter reads a SavedModel: a throwaway one
+                    what = "a SavedModel for the LiteRT converter"
+                    savedmodel = Path(scratch) / "savedmodel"
+                    _write_savedmodel(serving, savedmodel)
+                for variant, name in LITERT_FILES.items():
+                    what = name
+                    staged[f"litert_{variant}"] = (_staging_path(out / name), out / name)
+                    _write_litert(savedmodel, variant, staged[f"litert_{variant}"][0])
+            what = "the staged exports to disk (fsync)"
+            for tmp, _ in staged.values():
+                _fsync_tree(tmp)
+    except (OSError, tf.errors.OpError) as err:
+        _remove_staged(staged)
+        raise _write_error(out, f"writing {what}", err) from err
+    except BaseException:
+        _remove_staged(staged)
+        raise
+    return staged
+
+
+def _write_error(out: Path, doing: str, err: BaseException,
+                 replaced: list[str] | None = None) -> Exception:
+    """A RunFolderError: what failed, what was (not) replaced, and what to do."""
+    from cargan_tf.errors import RunFolderError
+
+    if isinstance(err, RunFolderError) and err.__cause__ is not None:
+        err = err.__cause__  # write_json_atomic's own wrapping: report the OS's reason
+    code = getattr(err, "errno", None)
+    kind = type(err).__name__
+    if code in (errno.ENOSPC, errno.EDQUOT) or "ResourceExhausted" in kind:
+        todo = ("free space on that disk (the folder needs room for the old and the new export "
+                "at once), or give another --out")
+    elif code in (errno.EROFS, errno.EACCES, errno.EPERM) or "PermissionDenied" in kind:
+        todo = "give a writable --out folder"
+    else:
+        todo = "fix the cause, or give another --out"
+    if replaced:
+        state = (f"{', '.join(replaced)} were replaced and the other exports are unchanged; "
+                 f"{REPORT_FILE} lists only the unchanged ones")
+    else:
+        state = f"the exports already there and {REPORT_FILE} are unchanged"
+    reason = getattr(err, "strerror", None)
+    if not reason:  # TensorFlow's errors: "<long path>; No space left on device [Op:SaveV2]"
+        text = first_line(err, 2000)
+        reason = f"{kind}: {text if len(text) <= 160 else '...' + text[-157:]}"
+    return RunFolderError(f"export to {out} failed while {doing} ({reason}); {state}: {todo}, "
+                          "then run the command again")
+
+
+def _fsync_tree(path: Path) -> None:
+    """fsync a file, or every file and folder under a folder, so a rename publishes full files."""
+    items = [path] if path.is_file() else [*sorted(path.rglob("*")), path]
+    for item in items:
+        if item.is_file():
+            with open(item, "rb") as handle:
+                os.fsync(handle.fileno())
+        else:
+            with contextlib.suppress(OSError):  # not every filesystem lets a folder be opened
+                fd = os.open(item, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+
+
+def _swap_into_place(staged: Path, final: Path) -> None:
+    """Rename a staged export over the old one.
+
+    A file: one rename(2), atomic (a reader opens the old file or the new one).
+
+    A folder (the SavedModel): rename(2) cannot replace a folder that has files in it, so on
+    Linux renameat2(RENAME_EXCHANGE) swaps the two names in one atomic step, and the old
+    folder, now under the staging name, is deleted. Where that call is missing (other OSes,
+    Drive's FUSE mount), two renames: the old folder aside to .<name>.old-*, the new one into
+    place, then the old one deleted. Each rename is atomic, but between them there is an
+    instant with no folder at `final` (a reader gets "not found", never a mix of old and new
+    files), and a crash in that instant leaves the old folder under its .old- name, which the
+    next export puts back before anything else (_recover). Neither way is atomic for a reader
+    that is part-way through reading the old folder: it may find files deleted under it.
+    """
+    if staged.is_dir() and final.is_dir():
+        if _exchange(staged, final):
+            shutil.rmtree(staged, ignore_errors=True)
+            return
+        aside = _staging_path(final, "old")
+        os.replace(final, aside)
+        try:
+            os.replace(staged, final)
+        except OSError:
+            os.replace(aside, final)  # put the old one back
+            raise
+        shutil.rmtree(aside, ignore_errors=True)
+    elif final.is_dir() and not final.is_symlink():
+        raise IsADirectoryError(errno.EISDIR, f"{final} is a folder, not an export file", str(final))
+    else:
+        os.replace(staged, final)
+    _fsync_folder(final.parent)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Linux renameat2(RENAME_EXCHANGE): swap two names atomically; False where unavailable."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    if ctypes.get_errno() in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EPERM):
+        return False  # the filesystem or kernel cannot do it: fall back to two renames
+    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(b))
+
+
+def _fsync_folder(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _remove_staged(staged: dict[str, tuple[Path, Path]]) -> None:
+    for tmp, _ in staged.values():
+        _remove(tmp)
+    staged.clear()
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but is not ours to signal
+        return True
+    return True
+
+
+def _recover(out: Path) -> None:
+    """Tidy what a killed export left in `out`: put back a SavedModel folder that a swap had
+    moved aside, and remove staged files whose writer is gone (a live writer's are kept; a
+    writer on another machine sharing the folder is taken as live for an hour)."""
+    try:
+        leftovers = [(m, p) for p in out.iterdir() if (m := _STAGED.match(p.name))]
+    except OSError:
+        return
+    for match, path in sorted(leftovers, key=lambda mp: _mtime(mp[1]), reverse=True):
+        if _pid_alive(int(match["pid"])) and time.time() - _mtime(path) < 3600:
+            continue
+        final = out / (match["name"] + (match["suffix"] or ""))
+        with contextlib.suppress(OSError):
+            if match["kind"] == "old" and not final.exists():
+                os.replace(path, final)  # a swap died between its two renames
+                continue
+            _remove(path)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _check_export(name: str, path: Path, z: np.ndarray, reference: np.ndarray,
+                  shown: str | None = None) -> dict:
+    """The report entry of the export `name` at `path`: its images for z against `reference`.
+
+    `shown`: the file name the report gives (a staged export is checked before its rename)."""
     tolerance = TOLERANCES[name]
+    shown = shown or path.name
     try:
         images = load_serving_model(path).generate(z)
     except (CarganError, ValueError) as err:  # another latent size, a file that will not load
@@ -333,11 +624,11 @@ def _check_export(name: str, path: Path, z: np.ndarray, reference: np.ndarray) -
         problem = None if images.shape == reference.shape else \
             f"it makes {images.shape[1:]} images from z of {z.shape[1]}, not {reference.shape[1:]}"
     if problem is not None:
-        return {"path": path.name, "bytes": artefact_bytes(path), "tolerance": tolerance,
+        return {"path": shown, "bytes": artefact_bytes(path), "tolerance": tolerance,
                 "ok": False, "problem": problem}
     diff = np.abs(images.astype(np.int16) - reference.astype(np.int16))
     return {
-        "path": path.name, "bytes": artefact_bytes(path),
+        "path": shown, "bytes": artefact_bytes(path),
         "max_abs_diff": int(diff.max()), "mean_abs_diff": round(float(diff.mean()), 4),
         "pixels_off_by_more_than_2": round(float((diff > 2).mean()), 6),
         "tolerance": tolerance,
@@ -368,19 +659,3 @@ def _read_report(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-
-
-def _write_litert(serving, savedmodel: Path | None, targets: dict[str, Path]) -> None:
-    """Convert the serving model to LiteRT: float16 weights, and int8 (dynamic-range) weights."""
-    import tensorflow as tf  # here: the LiteRT path (a Lambda image) has no TensorFlow
-
-    with tempfile.TemporaryDirectory() as tmp:
-        if savedmodel is None:  # the converter reads a SavedModel; write a throwaway one
-            savedmodel = Path(tmp) / "savedmodel"
-            serving.export(str(savedmodel), format="tf_saved_model", verbose=False)
-        for variant, target in targets.items():
-            converter = tf.lite.TFLiteConverter.from_saved_model(str(savedmodel))
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]  # dynamic range by default
-            if variant == "float16":
-                converter.target_spec.supported_types = [tf.float16]
-            write_bytes_atomic(target, converter.convert())

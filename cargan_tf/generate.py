@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import stat
+import zipfile
 from pathlib import Path
 
 import keras
@@ -46,11 +48,33 @@ def load_model_file(run_or_file: str | os.PathLike):
     """Any Keras model from a .keras file (a run folder: its generator.keras), compile=False;
     a file Keras cannot read is a CarganError, not a traceback."""
     path = resolve_generator_path(run_or_file)
+    _check_keras_archive(path)  # a junk file is a clear message, not Keras' 'File not found'
+
     try:
         return keras.saving.load_model(path, compile=False)
-    except (ValueError, OSError, TypeError) as err:
+    except (ValueError, OSError, TypeError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise CarganError(f"could not load {path} as a cargan_tf model ({first_line(err)}): "
                           f"{_EXPORTS_HINT}") from err
+
+
+def _check_keras_archive(path: Path) -> None:
+    """A .keras file is a zip archive: anything else (empty, cut short, another kind of file)
+    is a CarganError that says so, where Keras would report "File not found"."""
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block the read
+            raise CarganError(f"{path} is not a regular file: pass a run folder or a generator "
+                              ".keras file")
+        size = path.stat().st_size
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as err:
+        raise CarganError(f"cannot read {path} ({err.strerror or err}): check that the file "
+                          "is there and readable") from err
+    if not is_zip:
+        what = "an empty file" if size == 0 else f"{size} bytes that are not a zip archive"
+        raise CarganError(f"{path} is not a Keras model: it is {what} (a .keras file is a zip "
+                          "archive; this one is damaged, cut short by a full disk or an "
+                          "interrupted copy, or another kind of file): copy or save it again, "
+                          "or pass the run folder it came from")
 
 
 def generator_from_checkpoint(run_dir: str | os.PathLike,

@@ -21,10 +21,12 @@ import os
 import re
 import secrets
 import struct
+import sys
 import threading
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -42,6 +44,8 @@ MAX_STEPS = 64               # images along an interpolation
 DEFAULT_STEPS = 8
 MAX_SEED = 2**32 - 1         # seeds are 0..MAX_SEED (exact in JavaScript numbers, too)
 MAX_BODY_BYTES = 16 * 1024   # a request body is a small JSON object
+MAX_JSON_DEPTH = 4           # the body is one flat object: {"n": 4, ...} has depth 1
+MAX_METHOD_CHARS = 16        # longer "methods" in an event are malformed, not unknown
 GRID_PAD = 2                 # white pixels between and around images (as cargan_tf.viz.image_grid)
 # Lambda's synchronous response limit is 6 MB. The PNG travels base64-encoded (4/3 larger) in a
 # JSON envelope with headers; keep the encoded body under 6,000,000 bytes with room to spare.
@@ -62,6 +66,16 @@ FIELDS = {
 }
 
 
+# Sent with every response, by the Lambda handler and the local server alike. The gallery page
+# replaces the Content-Security-Policy with its own (its script and style, by hash).
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 # --- requests and responses --------------------------------------------------------------------
 
 @dataclass
@@ -74,7 +88,7 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
     def all_headers(self) -> dict[str, str]:
-        return {"Content-Type": self.content_type, **self.headers}
+        return {"Content-Type": self.content_type, **SECURITY_HEADERS, **self.headers}
 
     def to_lambda(self) -> dict:
         """The proxy-integration response (same keys for payload 1.0 and 2.0)."""
@@ -87,15 +101,24 @@ class Response:
 class ApiError(Exception):
     """A request the API refuses: HTTP status and a message saying what is allowed."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
 
     def response(self) -> Response:
         payload = {"error": str(self)}
         if self.status in (400, 405, 413):
             payload["fields"] = FIELDS
-        return json_response(self.status, payload)
+        response = json_response(self.status, payload)
+        response.headers.update(self.headers)
+        return response
+
+
+def method_not_allowed(method: object, allowed: str = "GET, POST") -> ApiError:
+    """405 with an Allow header: the API is GET (query string) or POST (JSON body)."""
+    what = "GET / (the page)" if allowed == "GET" else "GET (query string) or POST (JSON body)"
+    return ApiError(405, f"method {_show(method)} is not allowed: use {what}", {"Allow": allowed})
 
 
 class ModelUnavailable(ApiError):
@@ -128,10 +151,13 @@ class GenerateRequest:
 
 def parse_request(fields: Mapping[str, object]) -> GenerateRequest:
     """Validate the API fields (strings from a query, or JSON values); ApiError 400 if invalid."""
+    if not isinstance(fields, Mapping) or not all(isinstance(k, str) for k in fields):
+        raise ApiError(400, "the fields must be an object whose names are strings, such as "
+                            '{"n": 4, "seed": 7, "format": "grid"}')
     unknown = sorted(set(fields) - set(FIELDS))
     if unknown:
-        raise ApiError(400, f"unknown field(s) {', '.join(map(repr, unknown))}: the allowed fields "
-                            f"are {', '.join(FIELDS)}")
+        shown = ", ".join(_show(name) for name in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise ApiError(400, f"unknown field(s) {shown}: the allowed fields are {', '.join(FIELDS)}")
     interpolate = fields.get("seed_b") is not None
     if fields.get("seed") is None:
         seed, random_seed = secrets.randbelow(MAX_SEED + 1), True
@@ -162,7 +188,21 @@ def parse_request(fields: Mapping[str, object]) -> GenerateRequest:
 
 
 def _show(value: object) -> str:
-    text = repr(value)
+    """A short, safe rendering of a client's value for an error message (never raises)."""
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        text = repr(value)
+    elif isinstance(value, int):
+        # repr of a huge int is slow or refused (ValueError past 4300 digits): say its size
+        text = repr(value) if value.bit_length() <= 128 else \
+            f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    elif isinstance(value, str):
+        text = repr(value[:60])
+    elif isinstance(value, (list, tuple)):
+        text = "a list"
+    elif isinstance(value, Mapping):
+        text = "an object"
+    else:
+        text = f"a {type(value).__name__}"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -177,28 +217,46 @@ def _integer(fields: Mapping[str, object], name: str, low: int, high: int) -> in
         raise ApiError(400, f"{name}={_show(value)} is not an integer: {name} must be an integer "
                             f"{low}..{high}")
     if not low <= value <= high:
-        raise ApiError(400, f"{name}={value} is out of range: {name} must be an integer {low}..{high}")
+        raise ApiError(400, f"{name}={_show(value)} is out of range: {name} must be an integer "
+                            f"{low}..{high}")
     return value
 
 
 def fields_from_http(method: str, query: Mapping[str, str] | None, body: bytes | None) -> dict:
     """Fields of an HTTP request: the query string, overridden by a JSON-object body."""
     if method not in ("GET", "POST"):
-        raise ApiError(405, f"method {method} is not allowed: use GET (query string) or POST (JSON body)")
+        raise method_not_allowed(method)
     fields = dict(query or {})
     if body and body.strip():
-        if len(body) > MAX_BODY_BYTES:
-            raise ApiError(413, f"the body is {len(body)} bytes: at most {MAX_BODY_BYTES} (a small "
-                                "JSON object)")
-        try:
-            payload = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            payload = None
-        if not isinstance(payload, dict):
-            raise ApiError(400, 'malformed body: send a JSON object such as {"n": 4, "seed": 7, '
-                                '"format": "grid"}, or use the query string')
-        fields.update(payload)
+        fields.update(json_body(body))
     return fields
+
+
+_MALFORMED_BODY = ('malformed body: send a JSON object such as {"n": 4, "seed": 7, "format": '
+                   '"grid"}, or use the query string')
+def json_body(body: bytes) -> dict:
+    """A request body as a JSON object: at most MAX_BODY_BYTES and MAX_JSON_DEPTH levels deep.
+
+    The depth is counted before parsing: Python's json module recurses once per level, and a
+    body of 16 KB of brackets would otherwise end in RecursionError (a 500) instead of a 400.
+    """
+    if len(body) > MAX_BODY_BYTES:
+        raise ApiError(413, f"the body is {len(body)} bytes: at most {MAX_BODY_BYTES} (a small "
+                            "JSON object)")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, f"{_MALFORMED_BODY} (the body is not UTF-8)") from None
+    if _nests_deeper_than(text, MAX_JSON_DEPTH):
+        raise ApiError(400, f"{_MALFORMED_BODY} (it nests more than {MAX_JSON_DEPTH} levels deep: "
+                            "the fields are one flat object)")
+    try:
+        payload = json.loads(text)
+    except (ValueError, RecursionError):  # also integers of more than 4300 digits
+        payload = None
+    if not isinstance(payload, dict):
+        raise ApiError(400, _MALFORMED_BODY)
+    return payload
 
 
 # --- images to PNG ---------------------------------------------------------------------------
@@ -319,31 +377,99 @@ def model_from_env() -> ServingModel:
     return _MODELS[path]
 
 
+def _malformed_event(what: str) -> ApiError:
+    return ApiError(400, f"malformed event: {what}. Send an API Gateway proxy event (REST API "
+                         "payload 1.0 or HTTP API payload 2.0), or the fields themselves, such as "
+                         '{"n": 4, "seed": 7, "format": "grid"}')
+
+
+def _nests_deeper_than(text: str, limit: int) -> bool:
+    """True if the JSON text opens more than `limit` brackets at once (outside its strings).
+
+    One pass, linear in the text (a regex for the strings backtracks quadratically on `"\\"...`).
+    """
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
 def event_fields(event: object) -> dict:
-    """API fields from a Lambda event: a REST (1.0) or HTTP API (2.0) proxy event, or direct."""
+    """API fields from a Lambda event: a REST (1.0) or HTTP API (2.0) proxy event, or direct.
+
+    Every part the handler reads is checked for its type first: a malformed event is a 400
+    that says which part is wrong, never a 500.
+    """
     if not isinstance(event, dict):
         raise ApiError(400, "the event must be a JSON object: a proxy event, or fields such as "
                             '{"n": 4, "seed": 7, "format": "grid"}')
+    context = event.get("requestContext")
     if "httpMethod" in event:  # API Gateway REST API, payload 1.0
-        method = event["httpMethod"]
-    elif isinstance(event.get("requestContext"), dict) and "http" in event["requestContext"]:
-        method = event["requestContext"]["http"].get("method", "")  # HTTP API, payload 2.0
+        method, where = event["httpMethod"], "httpMethod"
+    elif isinstance(context, dict) and "http" in context:  # HTTP API, payload 2.0
+        if not isinstance(context["http"], dict):
+            raise _malformed_event("requestContext.http must be an object with the method")
+        method, where = context["http"].get("method"), "requestContext.http.method"
     else:  # a direct invocation: the event is the fields
         return dict(event)
+    if not isinstance(method, str) or not 0 < len(method) <= MAX_METHOD_CHARS:
+        raise _malformed_event(f"{where} must be an HTTP method such as GET, not {_show(method)}")
+    query = _query_parameters(event)
     body = event.get("body")
     if body is not None and not isinstance(body, str):
         raise ApiError(400, "malformed body: send a JSON object as the request body")
     if body and len(body) > MAX_BODY_BYTES * 4 // 3 + 4:
         raise ApiError(413, f"the body is {len(body)} bytes: at most {MAX_BODY_BYTES} (a small JSON object)")
+    encoded = event.get("isBase64Encoded", False)
+    if not isinstance(encoded, bool) and encoded is not None:
+        raise _malformed_event(f"isBase64Encoded must be true or false, not {_show(encoded)}")
     raw = None
-    if body:
+    if body and encoded:
         try:
-            raw = base64.b64decode(body, validate=True) if event.get("isBase64Encoded") else body.encode()
+            raw = base64.b64decode(body, validate=True)
         except ValueError:
             raise ApiError(400, "malformed body: isBase64Encoded is true but the body is not "
                                 "base64") from None
-    query = event.get("queryStringParameters") or {}
-    return fields_from_http(str(method).upper(), query, raw)
+    elif body:
+        try:
+            raw = body.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate, which no real request can hold
+            raise ApiError(400, f"{_MALFORMED_BODY} (the body is not valid Unicode)") from None
+    return fields_from_http(method.upper(), query, raw)
+
+
+def _query_parameters(event: dict) -> dict[str, str]:
+    """queryStringParameters as {name: value}, both strings; a repeated name is a 400."""
+    query = event.get("queryStringParameters")
+    if query is None:
+        query = {}
+    if not isinstance(query, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                              for k, v in query.items()):
+        raise _malformed_event("queryStringParameters must be an object of strings "
+                               '({"n": "4"}) or null')
+    multi = event.get("multiValueQueryStringParameters")  # REST API: every value of a name
+    if isinstance(multi, dict):
+        repeated = [k for k, v in multi.items() if isinstance(v, list) and len(v) > 1]
+        if repeated:
+            raise ApiError(400, f"field(s) {', '.join(_show(k) for k in repeated[:5])} given "
+                                "more than once: give each once")
+    elif multi is not None:
+        raise _malformed_event("multiValueQueryStringParameters must be an object or null")
+    return query
 
 
 def lambda_handler(event: object, context: object = None) -> dict:
@@ -357,7 +483,8 @@ def lambda_handler(event: object, context: object = None) -> dict:
     except ApiError as err:
         response = err.response()
     except Exception:
-        LOG.exception("unexpected error while answering %r", event)
+        LOG.exception("unexpected error while answering an event with keys %s",
+                      sorted(map(str, event))[:20] if isinstance(event, dict) else type(event))
         response = json_response(500, {"error": "internal error while generating images; the "
                                                 "function's logs have the details"})
     return response.to_lambda()
@@ -461,6 +588,13 @@ class GalleryServer(ThreadingHTTPServer):
         self.model = model
         self.slots = threading.BoundedSemaphore(max_pending)
 
+    def handle_error(self, request, client_address):
+        """A client that hung up or stalled is one log line; anything else, with its traceback."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            LOG.info("%s: connection closed early", client_address[0])
+        else:
+            LOG.exception("unexpected error on a connection from %s", client_address[0])
+
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
@@ -474,6 +608,10 @@ class _GalleryHandler(BaseHTTPRequestHandler):
     server_version = "cargan-serve"
     sys_version = ""
     timeout = 15  # seconds a stalled client may hold its thread
+    # a request line too malformed to name its version still gets a status line and headers
+    # (http.server's default, HTTP/0.9, would send the JSON body alone)
+    default_request_version = "HTTP/1.0"
+    _body_read = False
 
     def do_GET(self):
         self._route("GET")
@@ -481,26 +619,55 @@ class _GalleryHandler(BaseHTTPRequestHandler):
     def do_POST(self):
         self._route("POST")
 
+    def __getattr__(self, name: str):
+        # BaseHTTPRequestHandler looks up do_<METHOD> and, without one, sends its HTML 501 page.
+        # Every other method (PUT, DELETE, HEAD, OPTIONS, PATCH, anything) gets the JSON 405.
+        if name.startswith("do_"):
+            return lambda: self._route(name[3:])
+        raise AttributeError(name)
+
     def _route(self, method: str) -> None:
-        path = urlsplit(self.path).path
+        self._body_read = False
         try:
+            try:
+                path = urlsplit(self.path).path
+            except ValueError:  # e.g. "//[oops/": an unclosed IPv6 host in the request target
+                raise ApiError(400, "malformed request target: use / or /api/generate") from None
+            if method not in ("GET", "POST"):
+                raise method_not_allowed(method, "GET" if path in ("/", "/favicon.ico") else "GET, POST")
             if path == "/":
                 if method != "GET":
-                    raise ApiError(405, "the page is GET / ; the API is GET or POST /api/generate")
+                    raise ApiError(405, "the page is GET / ; the API is GET or POST /api/generate",
+                                   {"Allow": "GET"})
                 response = gallery_page(self.server.model)
             elif path == "/api/generate":
                 response = self._generate(method)
             elif path == "/favicon.ico":  # browsers ask for it; the page has none
+                if method != "GET":
+                    raise method_not_allowed(method, "GET")
                 response = Response(204, b"", "image/x-icon")
             else:
-                raise ApiError(404, f"no such page: {path[:80]!r}; the gallery is / and the API is "
+                raise ApiError(404, f"no such page: {_show(path)}; the gallery is / and the API is "
                                     "/api/generate")
         except ApiError as err:
             response = err.response()
+            self._discard_unread_body()
         except Exception:
             LOG.exception("unexpected error while answering %s %s", method, self.path[:200])
             response = json_response(500, {"error": "internal error; the server's log has the details"})
+            self.close_connection = True
         self._send(response)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The errors http.server finds itself (a malformed request line, headers too long):
+        JSON with the same headers as every other response, not its HTML page."""
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "error"
+        self.close_connection = True
+        self._send(json_response(code, {"error": f"{message or phrase}: send GET / or GET/POST "
+                                                 "/api/generate over HTTP/1.1"}))
 
     def _generate(self, method: str) -> Response:
         try:
@@ -520,27 +687,48 @@ class _GalleryHandler(BaseHTTPRequestHandler):
         finally:
             self.server.slots.release()
 
+    def _discard_unread_body(self) -> None:
+        """Before an error reply: read (up to 1 MiB of) a body the request left unread, then
+        close. A server that closes with unread bytes makes the kernel reset the connection,
+        and the client may lose the error reply; a body read as the next request is worse."""
+        self.close_connection = True
+        length = (self.headers or {}).get("Content-Length", "") if not self._body_read else ""
+        self._body_read = True
+        if re.fullmatch(r"[0-9]{1,7}", length.strip()) and int(length) <= 1 << 20:
+            with contextlib.suppress(OSError):
+                self.rfile.read(int(length))
+
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding"):
             raise ApiError(411, "send the body with a Content-Length (no chunked encoding)")
         length = self.headers.get("Content-Length")
         if not length:
+            self._body_read = True
             return b""
-        if not length.isdigit():
+        if not re.fullmatch(r"[0-9]{1,12}", length.strip()):  # str.isdigit() accepts "²"
             raise ApiError(400, "Content-Length must be a number of bytes")
         if int(length) > MAX_BODY_BYTES:
             self.close_connection = True  # do not read an oversized body at all
-            raise ApiError(413, f"the body is {length} bytes: at most {MAX_BODY_BYTES} (a small JSON object)")
-        return self.rfile.read(int(length))
+            raise ApiError(413, f"the body is {int(length)} bytes: at most {MAX_BODY_BYTES} (a "
+                                "small JSON object)")
+        self._body_read = True
+        try:
+            body = self.rfile.read(int(length))
+        except (TimeoutError, ConnectionError):
+            body = b""
+        if len(body) != int(length):
+            raise ApiError(400, f"the body ended after {len(body)} of its Content-Length "
+                                f"{int(length)} bytes: send the whole body")
+        return body
 
     def _send(self, response: Response) -> None:
         self.send_response(response.status)
         for name, value in response.all_headers().items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
-        self.send_header("X-Content-Type-Options", "nosniff")
         self.end_headers()
-        self.wfile.write(response.body)
+        if self.command != "HEAD":  # a HEAD response has the headers only
+            self.wfile.write(response.body)
 
     def log_message(self, format, *args):  # noqa: A002 (the base class's name)
         LOG.info("%s %s", self.address_string(), format % args)

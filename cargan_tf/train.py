@@ -32,6 +32,7 @@ from cargan_tf.config import (
     diff_identity,
     diff_schedule,
     finish,
+    minutes_pending,
     normalize_data,
 )
 from cargan_tf.data.pipeline import run_dataset
@@ -43,6 +44,7 @@ from cargan_tf.errors import CarganError, ConfigError, RunFolderError, first_lin
 from cargan_tf.evaluate import RunEvaluator, read_metrics, truncate_metrics
 from cargan_tf.gan import StackedGAN, set_trainable
 from cargan_tf.models import build_discriminator, build_generator, precision_policy
+from cargan_tf.pace import Pace, estimate_line, steps_for_minutes
 from cargan_tf.progress import progress_bar as tqdm
 from cargan_tf.transfer import init_from
 
@@ -404,6 +406,22 @@ class Trainer:
             viz.make_gif(frames, self.paths.evolution_gif, labels=labels)
 
     # ---- the loop ------------------------------------------------------------------------
+    def after_warmup(self, pace: Pace) -> None:
+        """Once the warm-up is measured: a minutes budget becomes steps, and the time left is
+        printed (both from the same pace, grids and checkpoints included)."""
+        seconds_per_step = pace.seconds_per_step(self.step)
+        if minutes_pending(self.cfg):
+            steps = steps_for_minutes(self.cfg.minutes, seconds_per_step, self.step)
+            _set_length(self, steps, seconds_per_step)
+            if self.cfg.progress:
+                print(f"a budget of {self.cfg.minutes:g} minutes at this pace: "
+                      f"{self.cfg.steps:,} steps ({self.cfg.epochs} epochs of "
+                      f"{self.steps_per_epoch} batches)", flush=True)
+        if self.cfg.progress:
+            left = self.cfg.epochs * self.steps_per_epoch - self.step
+            print(estimate_line(seconds_per_step, pace.measured_steps(self.step), left),
+                  flush=True)
+
     def run(self, on_epoch_end: EpochCallback | None = None) -> Path:
         cfg = self.cfg
         initialised = None
@@ -441,9 +459,11 @@ class Trainer:
         if self.strategy is not None:
             dataset = distribute_dataset(self.strategy, dataset)
         data = iter(dataset)
+        pace, paced = Pace(), False
         while self.epoch <= cfg.epochs:
+            of = "?" if minutes_pending(cfg) else cfg.epochs  # "?": the warm-up decides
             bar = tqdm(total=self.steps_per_epoch, initial=self.batch, disable=not cfg.progress,
-                       desc=f"epoch {self.epoch}/{cfg.epochs}", leave=False, file=sys.stdout)
+                       desc=f"epoch {self.epoch}/{of}", leave=False, file=sys.stdout)
             while self.batch < self.steps_per_epoch:
                 start = time.perf_counter()
                 real = next(data)
@@ -459,6 +479,7 @@ class Trainer:
                     tensorboard.write_scalars(writer, row, self.step)
                 self.batch += 1
                 self.step += 1
+                pace.step_done(self.step)
                 bar.update(1)
                 bar.set_postfix(d=f"{row['d_loss_real'] + row['d_loss_fake']:.3f}",
                                 g=f"{row['g_loss']:.3f}", refresh=False)
@@ -489,6 +510,10 @@ class Trainer:
                     or self.epoch > cfg.epochs:
                 self.save_checkpoint()
                 last_save = time.monotonic()
+            if not paced and pace.ready(self.step):  # the warm-up is over: say how long
+                paced = True
+                self.after_warmup(pace)
+                cfg = self.cfg  # a minutes budget has just become steps
             if cfg.progress:
                 recent = runs.read_history(self.paths.history)[-self.steps_per_epoch:]
                 print(_epoch_summary(self.epoch - 1, cfg.epochs, recent), flush=True)
@@ -498,6 +523,23 @@ class Trainer:
         if not self.is_chief:  # the scratch folder only existed for the collective saves
             shutil.rmtree(self.paths.root, ignore_errors=True)
         return self.source.root
+
+
+def _set_length(trainer: Trainer, steps: int, seconds_per_step: float) -> None:
+    """A minutes budget becomes `steps` (whole epochs of them): config.json and every holder
+    of the config get the new one, and config_history.jsonl logs it as a "minutes_budget"
+    event with the pace it came from."""
+    old = trainer.cfg
+    new = old.replace(steps=steps, epochs=max(trainer.epoch - 1, math.ceil(
+        steps / trainer.steps_per_epoch)))
+    trainer.cfg = trainer.gan.cfg = trainer.engine.cfg = new
+    if trainer.is_chief:
+        runs.append_jsonl(trainer.paths.config_history, {
+            "time": _now(), "event": "minutes_budget", "minutes": old.minutes,
+            "seconds_per_step": round(seconds_per_step, 4),
+            "changed": {k: {"from": getattr(old, k), "to": getattr(new, k)}
+                        for k in ("steps", "epochs")}})
+        runs.write_text_atomic(trainer.paths.config, new.to_json())
 
 
 def _epoch_summary(epoch: int, epochs: int, rows: list[dict]) -> str:

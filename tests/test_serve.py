@@ -246,6 +246,40 @@ def test_litert_handler_imports_neither_tensorflow_nor_opencv(tflite_path):
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_serve_says_which_export_it_loads_and_that_a_model_is_code(tflite_path):
+    """`serve`'s start-up lines: the kind of model, whether an export report vouches for it,
+    and the trust note (a SavedModel or .keras file runs the ops it holds)."""
+    proc = subprocess.Popen([sys.executable, "-m", "cargan_tf", "serve", str(tflite_path),
+                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            if line.startswith("serving"):
+                break
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    text = "\n".join(lines)
+    assert lines[0].startswith("loading a LiteRT model (.tflite)"), text
+    assert "listed as litert_float16 in" in text and "it agrees with the generator" in text
+    assert "trust: a SavedModel is code: loading it runs the TensorFlow ops it holds" in text
+    assert "source you trust" in text
+    assert lines[-1].startswith("serving the litert model (z of 16 -> 16x16x3 images) at http://")
+
+
+def test_serving_kind_and_provenance(tflite_path, tmp_path):
+    from cargan_tf.export import provenance, serving_kind
+
+    assert serving_kind(tflite_path) == "litert"
+    (tmp_path / "saved_model.pb").write_bytes(b"")
+    assert serving_kind(tmp_path) == "savedmodel" and serving_kind(tmp_path / "g.keras") == "keras"
+    stranger = tmp_path / "downloaded.tflite"
+    stranger.write_bytes(tflite_path.read_bytes())
+    assert "not listed in an export_report.json" in provenance(stranger)
+
+
 # --- the local server -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,9 @@ def run(args) -> int:
         raise CarganError(f"--n {args.n}: use 1..1024")
     if args.seed < 0:
         raise CarganError(f"--seed {args.seed}: use a non-negative integer")
+    if args.interpolate_to is not None and args.interpolate_to < 0:
+        raise CarganError(f"--interpolate-to {args.interpolate_to}: give the seed to walk to, a "
+                          "non-negative integer")
     out = Path(args.out)
     one_file = args.grid or args.interpolate_to is not None
     if out.suffix.lower() in IMAGE_SUFFIXES and (out.suffix != ".png" or not one_file):
@@ -42,9 +45,22 @@ def run(args) -> int:
     if out.exists() and not out.is_dir() and not one_file:
         raise CarganError(f"--out {out} is a file: give a folder for the images")
     # here: generate imports TensorFlow, which `--help` must not
-    from cargan_tf.generate import images_for_seed, interpolation_images, load_generator
+    from cargan_tf.generate import load_generator
 
     generator = load_generator(args.generator)
+    try:
+        return _write(args, generator, out)
+    except CarganError:
+        raise
+    except OSError as err:  # a read-only or full folder: a message, not a traceback
+        where = err.filename or out
+        raise CarganError(f"cannot write to {where} ({err.strerror or err}): give --out a "
+                          "folder you can write to (and room on its disk)") from err
+
+
+def _write(args, generator, out: Path) -> int:
+    from cargan_tf.generate import images_for_seed, interpolation_images
+
     if args.interpolate_to is not None:
         images = interpolation_images(generator, args.seed, args.interpolate_to, max(2, args.n))
         path = out if out.suffix == ".png" else out / f"interp_{args.seed}_{args.interpolate_to}.png"

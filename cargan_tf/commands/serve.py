@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from cargan_tf.errors import CarganError
-from cargan_tf.export import load_serving_model
+from cargan_tf.export import KIND_NAMES, REPORT_FILE, load_serving_model, provenance, serving_kind
 from cargan_tf.serve import make_server
+
+# Printed at start-up (and said in the README): what loading a model means.
+TRUST_NOTE = ("a SavedModel is code: loading it runs the TensorFlow ops it holds, with this "
+              "process's rights (a .keras file is read in Keras' safe mode). Serve only models "
+              "you exported yourself or that come from a source you trust.")
 
 
 def register(subparsers) -> None:
@@ -28,11 +34,18 @@ def run(args) -> int:
     if not 0 <= args.port <= 65535:
         raise CarganError(f"--port {args.port}: use 1..65535 (0: any free port)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")  # one line a request
+    kind = serving_kind(args.generator)
+    print(f"loading {KIND_NAMES[kind]}: {args.generator}", flush=True)
+    if kind != "litert" or Path(args.generator).parent.joinpath(REPORT_FILE).exists():
+        print(f"  {provenance(args.generator)}")
+    print(f"  trust: {TRUST_NOTE}", flush=True)
     model = load_serving_model(args.generator)
     server = make_server(model, args.host, args.port)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"note: listening on {args.host}: other machines can reach this server")
-    print(f"serving {model.kind} model {args.generator} at {server.url}  (Ctrl+C to stop)", flush=True)
+    size = "x".join(map(str, model.image_shape))
+    print(f"serving the {model.kind} model (z of {model.latent_dim} -> {size} images) at "
+          f"{server.url}  (Ctrl+C to stop)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

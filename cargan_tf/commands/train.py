@@ -29,6 +29,10 @@ def register(subparsers) -> None:
                         "--set data_n=N for more)")
     p.add_argument("--epochs", type=int, default=None,
                    help="total epochs (clears the preset's step budget); default: the preset's")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="train for about this many minutes: after a short measured warm-up "
+                        "the run's steps are set to what fits (logged in "
+                        "config_history.jsonl; a resume keeps them)")
     p.add_argument("--steps", type=int, default=None,
                    help="total generator steps, whatever the set's size (sets the epochs once "
                         "the data is loaded); default: the preset's")
@@ -63,7 +67,7 @@ def config_from_args(args) -> RunConfig:
         overrides["progress"] = False
     return resolve(args.preset, overrides, data=args.data, run_dir=args.run_dir,
                    smoke=args.smoke, epochs=args.epochs, steps=args.steps,
-                   config_file=args.config)
+                   minutes=args.minutes, config_file=args.config)
 
 
 def run(args) -> int:

@@ -17,6 +17,7 @@ from cargan_tf import notebook as nb  # imported by the shared setup cell
 dataset = "toycars"  # toycars | fashion_mnist | a prepared cache or image folder (relative: under home)
 preset = "quick32"  # aim64 | dcgan64 | selu128 | fashion28 | quick32 | small32 (a few hundred images)
 epochs = None  # total epochs (None: the preset's); raise it to train a finished run further
+minutes = None  # or: train for about this many minutes (set after a short measured warm-up)
 image_size = None  # None: the preset's (must match a prepared cache's size)
 channels = None  # None: the preset's (3: RGB; 1: a grayscale cache from notebook 01)
 batch_size = None  # None: the preset's; fixed for the life of a run
@@ -35,20 +36,16 @@ smoke = False  # tiny models and data (16x16, 2 epochs): a quick try of every st
 # resuming may change the schedule (epochs, learning rates) but not what the run is.
 
 # %%
-from pathlib import Path
-
 from cargan_tf import config, runs
 
+data = nb.resolve_data(dataset, home)  # relative paths: under home
+run_dir = home / "runs" / (run_name or runs.run_name(preset, data, smoke))
+# None means "the preset's"; smoke shrinks the preset first, so the values set here still win;
+# epochs clear a preset's step budget; minutes become steps after a short measured warm-up
 overrides = dict(image_size=image_size, channels=channels, batch_size=batch_size, lr_d=lr_d,
                  lr_g=lr_g, precision=precision)
-overrides = {key: value for key, value in overrides.items() if value is not None}  # None: preset's
-overrides.update(config.length_overrides(epochs=epochs))  # epochs clear small32's step budget
-cfg = config.preset(preset, data=nb.resolve_data(dataset, home))  # relative paths: under home
-if smoke:  # tiny sizes (16x16, 2 epochs, batch 16) first, so the values set above still win
-    cfg = config.smoke(cfg)
-cfg = cfg.replace(**overrides)
-run_name = run_name or f"{preset}-{Path(dataset).name}" + ("-smoke" if smoke else "")
-run_dir = home / "runs" / run_name
+cfg = config.resolve(preset, overrides, data=data, run_dir=run_dir, smoke=smoke, epochs=epochs,
+                     minutes=minutes)
 paths = runs.RunPaths(run_dir)
 print(f"run folder: {run_dir}")
 print(f"{cfg.preset}: {cfg.image_size}x{cfg.image_size}x{cfg.channels}, data {cfg.data}, "
