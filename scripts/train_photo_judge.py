@@ -161,6 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--limit", type=int, default=0, help="use only this many crops (try-outs)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--finish", type=Path, metavar="KERAS",
+                        help="only add the standardisation to an extractor saved without it "
+                             "(the packaged v1 was trained before that step was in this script)")
     args = parser.parse_args(argv)
 
     import keras
@@ -168,6 +171,9 @@ def main(argv: list[str] | None = None) -> None:
 
     keras.utils.set_random_seed(args.seed)
     images, labels = load_crops(args.data, args.limit or None, args.seed)
+    if args.finish:
+        finish_saved(keras, args.finish, images, args)
+        return
     n_held = max(args.batch_size, len(images) // 20)
     train_x, train_y = images[n_held:], labels[n_held:]
     held_x, held_y = images[:n_held], labels[:n_held]
@@ -238,21 +244,56 @@ def main(argv: list[str] | None = None) -> None:
                 "n": int(len(held_x))}
     print(f"held out: {held_out}")
 
-    extractor = keras.Model(trunk.input, trunk.outputs[0], name="photo_judge")
+    extractor = standardised(keras, keras.Model(trunk.input, trunk.outputs[0]), train_x)
     args.out.mkdir(parents=True, exist_ok=True)
     model_path = args.out / f"{NAME}.keras"
     extractor.save(model_path)
+    write_meta(model_path, extractor, held_out, {
+        "data": PROVENANCE, "n_train": int(len(train_x)), "epochs": args.epochs,
+        "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+        "seconds": round(time.perf_counter() - start, 1)})
+
+
+def finish_saved(keras, path: Path, images: np.ndarray, args) -> None:
+    """Standardise a saved, unstandardised extractor over the same training crops (the same
+    held-out split) and write it and its .json to --out, keeping the old .json's record."""
+    old_meta = json.loads(path.with_suffix(".json").read_text())
+    n_held = max(args.batch_size, len(images) // 20)
+    extractor = standardised(keras, keras.saving.load_model(path, compile=False),
+                             images[n_held:])
+    args.out.mkdir(parents=True, exist_ok=True)
+    model_path = args.out / f"{NAME}.keras"
+    extractor.save(model_path)
+    keep = ("data", "n_train", "epochs", "batch_size", "lr", "seed", "seconds")
+    write_meta(model_path, extractor, old_meta["held_out"],
+               {k: old_meta[k] for k in keep if k in old_meta}
+               | {"finished_with": f"--finish {path.name} (standardisation added afterwards)"})
+
+
+def standardised(keras, extractor, crops: np.ndarray):
+    """`extractor` followed by a fixed per-feature standardisation (mean 0, std 1 over the
+    training crops): every stage counts alike in FID, whatever its activations' scale, and
+    FIDs come out in a readable range. A feature that barely varies keeps a floor on its std."""
+    feats = extractor.predict(crops.astype(np.float32) / 127.5 - 1.0, batch_size=256, verbose=0)
+    mean, std = feats.mean(0), feats.std(0)
+    std = np.maximum(std, 0.01 * float(std.mean()))
+    norm = keras.layers.Normalization(mean=mean, variance=std ** 2, name="standardise")
+    return keras.Model(extractor.input, norm(extractor.output), name="photo_judge")
+
+
+def write_meta(model_path: Path, extractor, held_out: dict, training: dict) -> None:
+    import keras
+    import tensorflow as tf
+
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
     meta = {"name": "photo", "file": model_path.name, "image_size": SIZE, "channels": 3,
             "dim": int(extractor.output_shape[-1]), "sha256": digest, "held_out": held_out,
-            "data": PROVENANCE, "n_train": int(len(train_x)), "epochs": args.epochs,
-            "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-            "objective": "NT-Xent (T=0.2) + rotation + 0.5 * source; features: mean of the "
-                         "last three stages, concatenated",
-            "seconds": round(time.perf_counter() - start, 1),
+            **training,
+            "objective": "NT-Xent (T=0.2) + rotation + 0.5 * source; features: mean of each "
+                         "of the three stages, concatenated, standardised over the training crops",
             "tensorflow": tf.__version__, "keras": keras.__version__}
-    (args.out / f"{NAME}.json").write_text(json.dumps(meta, indent=2) + "\n")
-    print(f"wrote {model_path} ({model_path.stat().st_size / 1e6:.1f} MB) and {NAME}.json")
+    model_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"wrote {model_path} ({model_path.stat().st_size / 1e6:.1f} MB) and its .json")
 
 
 if __name__ == "__main__":

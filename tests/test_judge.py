@@ -36,11 +36,11 @@ def judge():
 
 @pytest.fixture(scope="module")
 def photos():
-    """600 real car photos at 64x64 (center crop), in two disjoint halves of 300."""
+    """1,000 real car photos at 64x64 (center crop), in two disjoint halves of 500."""
     if not STANFORD.is_dir():
         pytest.skip("needs ../shared/data/stanford_cars_3k")
     images = []
-    for path in sorted(STANFORD.glob("*.jpg"))[:600]:
+    for path in sorted(STANFORD.glob("*.jpg"))[:1000]:
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         h, w = bgr.shape[:2]
         side = min(h, w)
@@ -78,14 +78,17 @@ def test_the_judge_takes_any_size_from_32_to_128_and_gray(judge):
     assert judge.features(gray).shape == (6, judge.dim)
 
 
-@pytest.mark.parametrize("kind", ["blur", "noise", "cutout", "mixing"])
-def test_judge_fid_rises_with_every_level_of_corruption_on_real_photos(judge, photos, kind):
+# at 500 images a half, FID's own noise (~1) hides the mildest cutout (a 10-pixel grey square;
+# +0.5 at 1,500 images in BENCHMARKS), so the small check starts cutout at its second level
+@pytest.mark.parametrize("kind,levels", [("blur", 3), ("noise", 3), ("mixing", 3), ("cutout", 2)])
+def test_judge_fid_rises_with_every_level_of_corruption_on_real_photos(judge, photos, kind,
+                                                                       levels):
     validation = _validation_module()
     half_a, half_b = photos
-    other = draw_toycars(300, 64, seed=5)[0]  # another kind of image: drawn cars on flat ground
+    other = draw_toycars(500, 64, seed=5)[0]  # another kind of image: drawn cars on flat ground
     ref = judge.features(half_a)
     fids = [metrics.frechet_distance(judge.features(half_b), ref)]
-    for i, level in enumerate(validation.LEVELS[kind]):
+    for i, level in enumerate(validation.LEVELS[kind][-levels:]):
         corrupted = validation.corrupt(kind, level, half_b, other, seed=i)
         fids.append(metrics.frechet_distance(judge.features(corrupted), ref))
     assert all(b > a for a, b in zip(fids, fids[1:])), (kind, fids)
@@ -151,8 +154,8 @@ def test_evaluate_uses_the_photo_judge_for_user_photos(tiny_run, tmp_path, monke
     assert result["features"] == "photo" and result["features_requested"] == "domain"
     assert "photo judge" in result["features_note"]
     assert result["features_hash"] == features.sha256_file(features.PHOTO_MODEL)
-    memo = result["memorisation"]
-    assert memo["reference"] == "leave-one-out" and memo["n_train"] == 40
+    memo = result["memorisation"]  # against the run's own training set (64 toycars)
+    assert memo["reference"] == "leave-one-out" and memo["n_train"] == 64
     assert np.isfinite(memo["ratio"]) and "memorisation: ratio" in "\n".join(
         evaluate.summary_lines(result))
     assert viz.decode_png((tmp_path / "memorisation.png").read_bytes()).ndim == 3
