@@ -1,7 +1,8 @@
 """`sample` and `export` in a real subprocess: a bad argument, a read-only --out folder, a junk
 .keras file and a full disk each end in one `error:` line saying what to do, no traceback, and
-exit code 2 for refused input or 1 when the machine failed the command (read-only, disk full). Read-only folders and the full disk are real: a read-only bind mount and a small
-tmpfs in a private mount namespace (as root, `unshare`), or a chmod'ed folder for other users."""
+exit code 2 for refused input or 1 when the machine failed the command (read-only, disk full).
+Read-only folders and the full disk are real: a read-only bind mount and a small tmpfs in a
+private mount namespace (as root, `unshare`), or a chmod'ed folder for other users."""
 
 from __future__ import annotations
 
