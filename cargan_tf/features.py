@@ -31,6 +31,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cargan_tf import photo_judge
 from cargan_tf.data.toycars import BODY_TYPES
 from cargan_tf.errors import CarganError
 from cargan_tf.extractor_training import (
@@ -214,12 +217,35 @@ def inception_extractor(weights: str | os.PathLike | None = None,
 
 
 # ---- domain extractors ------------------------------------------------------------------------
+def load_model_portably(path: Path, rebuild: Callable[[dict], keras.Model]) -> keras.Model:
+    """A saved extractor on any Keras 3: Keras' own loader first; when this Keras cannot read
+    the file's config (an older one refuses arguments it does not have yet: Colab's 3.13 and
+    the packaged files, saved by 3.15), `rebuild(config)` makes the architecture from this
+    package's code and Keras' load_weights copies the weights out of the same .keras file."""
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except (TypeError, ValueError):
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+        model = rebuild(config)
+        model.load_weights(path)
+        return model
+
+
+def saved_layer_config(config: dict, name: str) -> dict:
+    """The config of the layer called `name` in a saved functional model's config.json."""
+    for layer in config["config"]["layers"]:
+        if layer["config"]["name"] == name:
+            return layer["config"]
+    raise CarganError(f"the saved model has no layer {name!r}: it is not this package's")
+
+
 class DomainExtractor(Extractor):
     """A trained domain CNN loaded from its .keras file (frozen, inference only)."""
 
     def __init__(self, name: str, path: str | os.PathLike):
         self.name, self.path = name, Path(path)
-        self.model = keras.saving.load_model(self.path, compile=False)
+        self.model = load_model_portably(self.path, self._rebuild)
         self.model.trainable = False
         self.hash = sha256_file(self.path)
         self.dim = FEATURE_DIM
@@ -230,6 +256,15 @@ class DomainExtractor(Extractor):
         self.class_names = BODY_TYPES if name == "toycars" else FASHION_CLASSES
         shape = self.model.input_shape
         self.image_size, self.channels = int(shape[1]), int(shape[-1])
+
+    def _rebuild(self, config: dict) -> keras.Model:
+        shape = config["config"]["layers"][0]["config"]["batch_shape"]
+        targets = {}
+        for key, n_classes in heads_for(self.name):
+            if not n_classes:  # a regression head maps back to label units with these
+                units = saved_layer_config(config, f"{key}_units")
+                targets[key] = (float(units["mean"]), float(units["variance"]) ** 0.5)
+        return build_domain_cnn(int(shape[1]), int(shape[-1]), heads_for(self.name), targets)[0]
 
     def _run(self, images: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
         images = _check_images(images)
@@ -290,7 +325,7 @@ def domain_extractor(name: str, image_size: int, channels: int | None = None,
 # ---- photos ---------------------------------------------------------------------------------
 
 PHOTO_MODEL = PACKAGED_EXTRACTORS / "photo-64-v1.keras"
-PHOTO_SIZE = 64  # the side the photo judge sees; other sizes are resized to it
+PHOTO_SIZE = photo_judge.SIZE  # the side the photo judge sees; other sizes are resized to it
 
 
 class PhotoExtractor(Extractor):
@@ -314,12 +349,19 @@ class PhotoExtractor(Extractor):
         if not self.path.is_file():
             raise CarganError(f"the photo judge's weights are missing at {self.path}: reinstall "
                               "cargan_tf, or retrain them with scripts/train_photo_judge.py")
-        self.model = keras.saving.load_model(self.path, compile=False)
+        self.model = load_model_portably(self.path, self._rebuild)
         self.model.trainable = False
         self.hash = sha256_file(self.path)
         self.dim = int(self.model.output_shape[-1])
         meta_path = self.path.with_suffix(".json")
         self.meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+
+    @staticmethod
+    def _rebuild(config: dict) -> keras.Model:
+        standardise = saved_layer_config(config, "standardise")
+        return photo_judge.build_judge(photo_judge.build_trunk(),
+                                       np.asarray(standardise["mean"], np.float32),
+                                       np.asarray(standardise["variance"], np.float32))
 
     def prepare(self, images: np.ndarray) -> np.ndarray:
         """uint8 (N, H, W, 1 or 3) -> float32 (N, 64, 64, 3) in [-1, 1], as the judge sees them."""

@@ -48,15 +48,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cargan_tf import photo_judge  # noqa: E402  the architecture the package loads
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "vehicles_64"
 DEFAULT_OUT = REPO / "cargan_tf" / "assets" / "extractors"
 NAME = "photo-64-v1"
-SIZE = 64
+SIZE = photo_judge.SIZE
 SOURCES = ("vehicles/GTI_Far", "vehicles/GTI_Left", "vehicles/GTI_MiddleClose",
            "vehicles/GTI_Right", "vehicles/KITTI_extracted", "non-vehicles/GTI",
            "non-vehicles/Extras")
-WIDTHS = (24, 48, 96, 192)         # stem, then the three pooled stages
 TEMPERATURE = 0.2                  # NT-Xent temperature (SimCLR's small-batch choice)
 PROVENANCE = ("udacity/CarND-Vehicle-Detection @ 8bdecbc89a7004d6628e829793f3ecd764fd7320, "
               "data/ (GTI vehicle image database, KITTI vision benchmark; research use), as "
@@ -81,28 +83,6 @@ def load_crops(root: Path, limit: int | None, seed: int) -> tuple[np.ndarray, np
     if limit:
         order = order[:limit]
     return np.stack(images)[order], np.asarray(labels, np.int32)[order]
-
-
-def build_trunk(keras):
-    """image float32 (N, 64, 64, 3) in [-1, 1] -> the three pooled stages, concatenated."""
-    from keras import layers
-
-    def conv(x, width, stride):
-        x = layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        return layers.ReLU()(x)
-
-    image = keras.Input((SIZE, SIZE, 3), name="image")
-    x = conv(image, WIDTHS[0], 2)                           # 64x64x3 -> 32x32x24
-    x = conv(x, WIDTHS[1], 1)                               # -> 32x32x48
-    pooled = [layers.GlobalAveragePooling2D()(x)]
-    for width in WIDTHS[2:]:                                # -> 16x16x96 -> 8x8x192
-        x = conv(x, width, 2)
-        x = conv(x, width, 1)
-        pooled.append(layers.GlobalAveragePooling2D()(x))
-    deep = pooled[-1]
-    features = layers.Concatenate(name="features")(pooled)   # 48 + 96 + 192 = 336
-    return keras.Model(image, [features, deep], name="photo_judge_trunk")
 
 
 def augment(tf, x, rng):
@@ -179,13 +159,13 @@ def main(argv: list[str] | None = None) -> None:
     held_x, held_y = images[:n_held], labels[:n_held]
     print(f"{len(train_x)} training crops, {len(held_x)} held out, {len(SOURCES)} sources")
 
-    trunk = build_trunk(keras)
+    trunk = photo_judge.build_trunk()
     layers = keras.layers
     projector = keras.Sequential([layers.Dense(256, activation="relu"), layers.Dense(128)],
                                  name="projector")
     rotation_head = layers.Dense(4, name="rotation")
     source_head = layers.Dense(len(SOURCES), name="source")
-    deep_dim = WIDTHS[-1]
+    deep_dim = photo_judge.WIDTHS[-1]
     for head, dim in ((projector, deep_dim), (rotation_head, deep_dim), (source_head, deep_dim)):
         head.build((None, dim))
     steps_per_epoch = len(train_x) // args.batch_size
@@ -244,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
                 "n": int(len(held_x))}
     print(f"held out: {held_out}")
 
-    extractor = standardised(keras, keras.Model(trunk.input, trunk.outputs[0]), train_x)
+    extractor = standardised(keras, trunk, train_x)
     args.out.mkdir(parents=True, exist_ok=True)
     model_path = args.out / f"{NAME}.keras"
     extractor.save(model_path)
@@ -275,10 +255,10 @@ def standardised(keras, extractor, crops: np.ndarray):
     training crops): every stage counts alike in FID, whatever its activations' scale, and
     FIDs come out in a readable range. A feature that barely varies keeps a floor on its std."""
     feats = extractor.predict(crops.astype(np.float32) / 127.5 - 1.0, batch_size=256, verbose=0)
+    feats = feats[0] if isinstance(feats, list) else feats
     mean, std = feats.mean(0), feats.std(0)
     std = np.maximum(std, 0.01 * float(std.mean()))
-    norm = keras.layers.Normalization(mean=mean, variance=std ** 2, name="standardise")
-    return keras.Model(extractor.input, norm(extractor.output), name="photo_judge")
+    return photo_judge.build_judge(extractor, mean, std ** 2)
 
 
 def write_meta(model_path: Path, extractor, held_out: dict, training: dict) -> None:

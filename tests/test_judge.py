@@ -161,3 +161,26 @@ def test_evaluate_uses_the_photo_judge_for_user_photos(tiny_run, tmp_path, monke
     assert viz.decode_png((tmp_path / "memorisation.png").read_bytes()).ndim == 3
     assert json.loads(path.read_text())["features"] == "photo"
     assert "scoring 30 samples" in printed
+
+
+@pytest.mark.parametrize("name", ["photo", "toycars"])
+def test_packaged_extractors_load_where_keras_cannot_read_their_config(name, monkeypatch):
+    """Colab's Keras 3.13 refuses the packaged files' configs (saved by 3.15: new initializer and
+    BatchNorm arguments); the architecture is rebuilt from the package's code and the weights
+    read from the same file, giving the same features."""
+    import keras
+
+    images = draw_toycars(8, 64 if name == "photo" else 32, seed=2)[0]
+    direct = features.get_extractor(name, 32, 3)
+
+    def older_keras(*args, **kwargs):
+        raise TypeError("GlorotUniform.__init__() got an unexpected keyword argument 'input_axes'")
+
+    monkeypatch.setattr(keras.saving, "load_model", older_keras)
+    rebuilt = features.PhotoExtractor() if name == "photo" else features.DomainExtractor(
+        "toycars", direct.path)
+    assert rebuilt.hash == direct.hash
+    np.testing.assert_allclose(rebuilt.features(images), direct.features(images), atol=1e-5)
+    if name == "toycars":
+        for key, value in direct.predict_labels(images).items():
+            np.testing.assert_allclose(rebuilt.predict_labels(images)[key], value, atol=1e-5)
