@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cargan_tf import runs
 from cargan_tf.errors import CarganError, first_line
 from cargan_tf.latents import interpolation_latents, seed_to_latent
-from cargan_tf.runs import write_json_atomic
 
 FORMATS = ("keras", "savedmodel", "litert")
 FORMAT_ALIASES = {"tflite": "litert", "saved_model": "savedmodel"}
@@ -334,7 +334,7 @@ def export(source: str | os.PathLike, out_dir: str | os.PathLike,
                 exports.pop(name, None)
             report["ok"] = False  # incomplete until the renames are done and it is rewritten
             report["replacing"] = sorted(staged)
-            write_json_atomic(report_path, report)
+            runs.write_json_atomic(report_path, report)
         for name in list(staged):
             tmp, final = staged[name]
             _swap_into_place(tmp, final)
@@ -368,7 +368,7 @@ def export(source: str | os.PathLike, out_dir: str | os.PathLike,
                                       f"generator: export it again (--format "
                                       f"{name.split('_')[0]})")
     report["ok"] = all(entry["ok"] for entry in exports.values())
-    write_json_atomic(report_path, report)
+    runs.write_json_atomic(report_path, report)
     if verbose:
         print(format_report(report, out))
     failed = [name for name in checked if not exports[name]["ok"]]

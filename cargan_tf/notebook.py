@@ -22,6 +22,7 @@ import numpy as np
 
 from cargan_tf import config
 from cargan_tf.config import normalize_data
+from cargan_tf.data.decode import UnusableImage, check_header, read_image_file
 from cargan_tf.data.sources import CACHE_ENV, load_images
 from cargan_tf.data.toycars import draw_toycars
 from cargan_tf.env import (
@@ -165,9 +166,13 @@ def _display_png(image: str | os.PathLike | np.ndarray, width: int | None) -> by
     if isinstance(image, np.ndarray):
         array = image
     else:
-        data = Path(image).read_bytes()
-        if not width:
-            return data
+        try:  # the guard: a regular file under the byte limit, then the pixel limit
+            data = read_image_file(image).tobytes()
+            if not width:
+                return data
+            check_header(data)
+        except UnusableImage as reason:
+            raise CarganError(f"cannot show {image}: {reason}") from None
         array = decode_png(data)
     if width and array.shape[1] > 2 * width:
         height = max(1, round(array.shape[0] * 2 * width / array.shape[1]))
