@@ -24,8 +24,9 @@ from cargan_tf.errors import CarganError
 INTERACTIVE_ENV = "CARGAN_INTERACTIVE"         # "1"/"0" overrides the interactive-Colab guess
 COLAB_ENV = "COLAB_RELEASE_TAG"                # set by every Colab runtime, kernels and shells
 
-# Minimum versions of what Colab ships and we never replace (Keras 3 needs TensorFlow >= 2.16).
-MIN_VERSIONS: dict[str, tuple[int, ...]] = {"tensorflow": (2, 16), "keras": (3, 5)}
+# Minimum versions of what Colab ships and we never replace: pyproject's floors, the oldest
+# stack CI runs (requirements-colab.txt: Colab's TensorFlow 2.20.0 and Keras 3.13.2).
+MIN_VERSIONS: dict[str, tuple[int, ...]] = {"tensorflow": (2, 20), "keras": (3, 13, 2)}
 TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tf-nightly")
 # Light dependencies installed in Colab only when their *module* is missing: Colab has its own
 # opencv-python, and adding opencv-python-headless beside it would give two competing cv2s.
@@ -233,7 +234,7 @@ def colab_install(repo_url_or_path: str | None = None) -> list[list[str]]:
     if problems:
         message = ("Colab's TensorFlow/Keras are too old for cargan_tf:\n  - " +
                    "\n  - ".join(problems) + "\ncargan_tf does not replace Colab's own TensorFlow. "
-                   "Upgrade them yourself with\n  !pip install -U 'tensorflow>=2.16' 'keras>=3.5'\n"
+                   "Upgrade them yourself with\n  !pip install -U 'tensorflow>=2.20' 'keras>=3.13.2'\n"
                    "then Runtime > Restart session, and run the notebook again.")
         print(message)
         raise CarganError(message)

@@ -285,7 +285,9 @@ def test_colab_install_adds_only_missing_modules_and_checks_versions(monkeypatch
     cmds = nb.install_commands("/content/drive/MyDrive/cargan/cargan_tf-repo", ["tqdm>=4.65"])
     assert cmds[0][-1] == "/content/drive/MyDrive/cargan/cargan_tf-repo" and "--no-deps" in cmds[0]
     assert cmds[1][-1] == "tqdm>=4.65" and "--no-deps" not in cmds[1]
-    assert nb.version_problems({"tensorflow": "2.19.0", "keras": "3.8.0"}) == []
+    assert nb.version_problems({"tensorflow": "2.20.0", "keras": "3.13.2"}) == []  # Colab's
+    problems = nb.version_problems({"tensorflow": "2.19.1", "keras": "3.13.1"})
+    assert len(problems) == 2 and "2.19.1" in problems[0] and "3.13.1" in problems[1]
     problems = nb.version_problems({"tensorflow": "2.15.1", "keras": None})
     assert len(problems) == 2 and "2.15.1" in problems[0]
 
@@ -297,7 +299,7 @@ def test_colab_install_adds_only_missing_modules_and_checks_versions(monkeypatch
     # in Colab with an old TensorFlow: a clear message, and it stops
     _fake_colab(monkeypatch)
     monkeypatch.setattr(env, "installed_versions", lambda: {"tensorflow": "2.15.0", "keras": "2.15.0"})
-    with pytest.raises(CarganError, match="tensorflow>=2.16"):
+    with pytest.raises(CarganError, match="tensorflow>=2.20"):
         nb.colab_install()
 
 

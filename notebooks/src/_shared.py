@@ -13,7 +13,7 @@ home, smoke = None, False
 #
 # In Google Colab, the next cell installs `cargan_tf` with `pip install --no-deps` from the first
 # of these it finds, adds only the light dependencies Colab lacks (e.g. papermill) and checks that
-# Colab's own TensorFlow (>= 2.16) and Keras (>= 3.5) are new enough. It never replaces Colab's
+# Colab's own TensorFlow (>= 2.20) and Keras (>= 3.13.2) are new enough. It never replaces Colab's
 # TensorFlow, Keras or OpenCV. Anywhere else it does nothing: install locally with `make venv`.
 #
 # 1. **a wheel on Drive**: `make dist` in a clone writes `dist/{wheel}`; upload it to
