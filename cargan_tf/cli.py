@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "prepare",
     "train",
     "sample",
+    "directions",
     "plot",
     "gif",
     "evaluate",
