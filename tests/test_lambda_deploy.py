@@ -62,6 +62,7 @@ def test_dockerignore_lets_through_what_the_dockerfile_copies():
             if "$" not in source:
                 assert sent(source), source
     assert sent("export/serving_float16.tflite")  # the default MODEL build argument
+    assert sent("export/serving_controls.json")  # the default CONTROLS build argument
     assert not sent(".venv/bin/python") and not sent("runs/x/generator.keras")
 
 
