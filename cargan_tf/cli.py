@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "compare",
     "inpaint",
     "restore",
+    "project",
     "export",
     "serve",
 )
