@@ -62,8 +62,17 @@ def test_dockerignore_lets_through_what_the_dockerfile_copies():
             if "$" not in source:
                 assert sent(source), source
     assert sent("export/serving_float16.tflite")  # the default MODEL build argument
-    assert sent("export/serving_controls.json")  # the default CONTROLS build argument
     assert not sent(".venv/bin/python") and not sent("runs/x/generator.keras")
+
+
+def test_the_image_ships_the_controls_beside_the_model():
+    """serving_controls.json (classes, directions) goes to the model's folder, and Docker gets it."""
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert "ARG CONTROLS=export/serving_controls.json" in text
+    assert (["${CONTROLS}"], "/opt/model/serving_controls.json") in check_image.dockerfile_copies()
+    assert re.search(r"ENV CARGAN_MODEL=/opt/model/", text)
+    rules = (REPO / ".dockerignore").read_text().splitlines()
+    assert "!export/serving_controls.json" in rules
 
 
 def test_the_copied_files_alone_run_the_handler_without_tensorflow(tmp_path, tiny_litert):
