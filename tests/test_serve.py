@@ -542,3 +542,23 @@ def test_chromium_sliders_steer_the_grid(chromium, server):
     assert after.shape == before.shape
     assert np.abs(before.astype(int) - after.astype(int)).mean() > 0.5, "the grid did not move"
     assert not [e for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def test_chromium_class_selector_redraws_the_grid(chromium, conditional_model):
+    srv = serve.make_server(conditional_model, "127.0.0.1", 0)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        chromium.get(srv.url)
+        first_src = _wait_for_grid(chromium)
+        before = _element_pixels(chromium, "grid")
+        chromium.execute_script("const c = document.getElementById('class'); c.value = '5'; "
+                                "c.dispatchEvent(new Event('change'));")
+        src = _wait_for_grid(chromium, first_src)
+        assert "class=5" in src
+        after = _element_pixels(chromium, "grid")
+        assert np.abs(before.astype(int) - after.astype(int)).max(axis=-1).mean() > 0
+        assert not [e for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
+    finally:
+        srv.shutdown()
+        srv.server_close()
