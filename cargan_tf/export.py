@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cargan_tf import runs
 from cargan_tf.errors import CarganError, first_line
 from cargan_tf.latents import (
     balanced_classes,
@@ -39,7 +40,6 @@ from cargan_tf.latents import (
     seed_to_latent,
     steer,
 )
-from cargan_tf.runs import write_json_atomic
 
 FORMATS = ("keras", "savedmodel", "litert")
 FORMAT_ALIASES = {"tflite": "litert", "saved_model": "savedmodel"}
@@ -482,7 +482,7 @@ def export(source: str | os.PathLike, out_dir: str | os.PathLike,
                 exports.pop(name, None)
             report["ok"] = False  # incomplete until the renames are done and it is rewritten
             report["replacing"] = sorted(staged)
-            write_json_atomic(report_path, report)
+            runs.write_json_atomic(report_path, report)
         for name in list(staged):
             tmp, final = staged[name]
             _swap_into_place(tmp, final)
@@ -495,7 +495,7 @@ def export(source: str | os.PathLike, out_dir: str | os.PathLike,
 
     controls = controls_for_generator(generator)
     try:  # the controls of the exports just put in place (the server and Lambda read them)
-        write_json_atomic(out / CONTROLS_FILE, controls.to_json())
+        runs.write_json_atomic(out / CONTROLS_FILE, controls.to_json())
     except OSError as err:
         raise _write_error(out, f"writing {CONTROLS_FILE}", err, replaced) from err
     report.pop("replacing", None)
@@ -524,7 +524,7 @@ def export(source: str | os.PathLike, out_dir: str | os.PathLike,
                                       f"generator: export it again (--format "
                                       f"{name.split('_')[0]})")
     report["ok"] = all(entry["ok"] for entry in exports.values())
-    write_json_atomic(report_path, report)
+    runs.write_json_atomic(report_path, report)
     if verbose:
         print(format_report(report, out))
     failed = [name for name in checked if not exports[name]["ok"]]
