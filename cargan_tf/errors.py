@@ -1,4 +1,6 @@
-"""Errors a user can act on. The CLI prints them without a traceback (exit code 2)."""
+"""Errors a user can act on. The CLI prints them as one `error:` line without a traceback:
+exit code 1 for a failing environment (RunFolderError, or one caused by a full disk, a
+read-only folder ...), 2 for input it refuses (cli.describe_failure)."""
 
 
 def first_line(err: BaseException, limit: int = 300) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from cargan_tf import features as feats
-from cargan_tf import io, metrics
+from cargan_tf import io, metrics, viz
 from cargan_tf.config import RunConfig
 from cargan_tf.data.sources import load_images
 from cargan_tf.data.toycars import draw_toycars
@@ -39,6 +39,7 @@ TOYCARS_EVAL_SEED = 7919
 TOYCARS_EVAL_START = 1 << 30
 _FLOOR_OFFSET = 1 << 24  # the second, disjoint real set for the real-vs-real floor
 
+COPYING_RATIO = 0.8  # below this memorisation ratio, evaluate warns that samples may be copies
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 PR_K = 3  # neighbours for the precision/recall balls (Kynkäänniemi et al. use 3)
@@ -54,9 +55,12 @@ METRICS_JSON_FIELDS: tuple[str, ...] = (
     "fid", "kid", "kid_std", "precision", "recall", "diversity", "pixel_diversity", "coverage",
     "n", "n_real", "features", "features_hash", "features_dim", "features_requested",
     "features_note", "generator", "data", "real_set", "image_size", "channels", "latent_seed",
-    "floor", "seconds", "created",
+    "floor", "memorisation", "seconds", "created",
 )
 
+PHOTO_NOTE = ("photo judge: the package's own CNN for natural photos (trained on vehicle and "
+              "road-scene crops, never on Stanford Cars; BENCHMARKS.md, 'The photo judge'); "
+              "its numbers compare runs scored with the same features_hash, not Inception's")
 PIXEL_NOTE = ("pixel features (16x16 thumbnails): they catch blur, noise, colour shifts and "
               "collapse, not whether a shape is right; compare runs with them, do not read "
               "them as realism")
@@ -226,10 +230,11 @@ def choose_extractor(requested: str, data: str, image_size: int, channels: int, 
                      log: Callable[[str], None] = print) -> tuple[feats.Extractor, str | None]:
     """(extractor, note) for --features `requested` on `data`.
 
-    requested: domain (the data's own extractor: toycars or fashion_mnist), inception, pixels,
-    or an extractor name. When the requested features cannot be had (user data has no domain
-    extractor; no Inception weights are present and no download is allowed), `log` says so
-    and the pixel features are used instead; `note` (also in metrics.json) explains.
+    requested: domain (the data's own judge: the toycars or fashion_mnist CNN, and for photos
+    and other user data the packaged photo judge), photo, inception, pixels, or an extractor
+    name. When the requested features cannot be had (no Inception weights are present and no
+    download is allowed), `log` says so and the pixel features are used instead; `note` (also
+    in metrics.json) explains.
     """
     name, data_path = _data_name(data)
     reasons = []
@@ -238,8 +243,12 @@ def choose_extractor(requested: str, data: str, image_size: int, channels: int, 
         if domain is not None:
             kwargs = {"data_path": data_path} if data_path else {}
             return feats.get_extractor(domain, image_size, channels, **kwargs), None
-        reasons.append(f"no domain extractor for data {data!r} (there are ones for "
-                       f"{' and '.join(feats.DOMAIN_EXTRACTORS)})")
+        # photos and any other user data: the packaged photo judge, which works offline
+        try:
+            return feats.get_extractor("photo"), PHOTO_NOTE
+        except CarganError as err:
+            reasons += [f"no domain extractor for data {data!r} (there are ones for "
+                        f"{' and '.join(feats.DOMAIN_EXTRACTORS)})", str(err)]
         found = feats.find_inception_weights(weights)
         if found is not None and found.is_file():
             reasons.append(f"Inception weights are at {found}: pass --features inception to "
@@ -278,12 +287,15 @@ def evaluate_run(run_or_generator: str | os.PathLike, *, features: str = "domain
                  n: int = 5000, data: str | None = None, floor: bool = False,
                  weights: str | os.PathLike | None = None, allow_download: bool = False,
                  out: str | os.PathLike | None = None, seed: int = EVAL_SEED,
+                 memorisation: bool = True, held_out: str | os.PathLike | None = None,
                  log: Callable[[str], None] = print) -> tuple[dict[str, Any], Path]:
     """Evaluate a run folder (or generator .keras file); write and return metrics.json.
 
     data: the real images' source (default: the run's config.data; required for a bare
     .keras file outside a run folder). floor: also score a second, disjoint real set against
     the first (the real-vs-real floor: the best any generator can get at this n).
+    memorisation: also check whether samples copy the training images (see memorisation_check;
+    held_out: a folder of real images of the same kind the run never trained on).
     metrics.json goes to the run folder (out overrides; a bare file gets <stem>_metrics.json).
     """
     if n < 2:
@@ -304,7 +316,8 @@ def evaluate_run(run_or_generator: str | os.PathLike, *, features: str = "domain
     real, real_set = real_images_for(data, size, channels, n, seed=seed_data)
     log(f"scoring {n} samples of {generator_path} against {real_set} with "
         f"{extractor.name} features")
-    result = evaluate_generator(generator, real, extractor, n, seed=seed)
+    fake = generate_images(generator, seed_to_latent(seed, n, latent_dim_of(generator)))
+    result = score_images(fake, real, extractor)
     floor_result = None
     if floor:
         other, other_set = real_images_for(data, size, channels, n, seed=seed_data, part=1)
@@ -319,10 +332,7 @@ def evaluate_run(run_or_generator: str | os.PathLike, *, features: str = "domain
     result.update(
         features_requested=features, features_note=note, generator=str(generator_path),
         data=data, real_set=real_set, image_size=size, channels=channels, latent_seed=seed,
-        floor=floor_result, seconds=round(time.perf_counter() - start, 2),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    for key in METRICS_JSON_FIELDS:
-        result.setdefault(key, None)
+        floor=floor_result, created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     if out is not None:
         path = Path(out)
     elif run_dir is not None and generator_path == RunPaths(run_dir).generator:
@@ -330,8 +340,48 @@ def evaluate_run(run_or_generator: str | os.PathLike, *, features: str = "domain
     else:
         path = generator_path.with_name(f"{generator_path.stem}_metrics.json")
     path.parent.mkdir(parents=True, exist_ok=True)
+    if memorisation:
+        train = (load_images(cfg.data, size, channels, n=cfg.data_n, seed=cfg.seed,
+                             progress=False) if cfg else load_images(data, size, channels,
+                                                                     progress=False))
+        if held_out is not None:
+            reference = load_images(str(held_out), size, channels, progress=False)
+        elif data == "toycars":
+            reference = real  # the held-out toycars draw, never trained on
+        else:
+            reference = None
+        picture = path.with_name("memorisation.png" if path.name == "metrics.json"
+                                 else f"{path.stem}_memorisation.png")
+        result["memorisation"] = memorisation_check(fake, train, extractor, reference, picture)
+    result["seconds"] = round(time.perf_counter() - start, 2)
+    for key in METRICS_JSON_FIELDS:
+        result.setdefault(key, None)
     write_json_atomic(path, result)
     return result, path
+
+
+def memorisation_check(fake: np.ndarray, train: np.ndarray, extractor: feats.Extractor,
+                       held_out: np.ndarray | None = None,
+                       picture: str | os.PathLike | None = None,
+                       pairs: int = 8) -> dict[str, Any]:
+    """Do the samples copy training images? (metrics.memorisation in `extractor`'s features)
+
+    fake, train, held_out: uint8 (N, S, S, C). held_out: real images of the same kind the
+    generator never saw (None: each training image's nearest other training image stands in).
+    picture: where to save the `pairs` samples closest to a training image, each above its
+    nearest training image. Returns ratio (about 1: no copying; far below 1: copying), the
+    medians, the reference used and the picture's path.
+    """
+    found = metrics.memorisation(extractor.features(fake), extractor.features(train),
+                                 None if held_out is None else extractor.features(held_out))
+    closest = np.argsort(found["distances"])[:pairs]
+    out = {k: found[k] for k in ("ratio", "median_fake", "median_reference", "reference",
+                                 "n_reference")}
+    out.update(n_train=int(len(train)), picture=None)
+    if picture is not None and len(closest):
+        grid = np.concatenate([fake[closest], train[found["nearest"][closest]]])
+        out["picture"] = str(viz.save_grid(picture, grid, cols=len(closest)))
+    return out
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
@@ -350,6 +400,18 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         lines.append(f"real-vs-real floor (n {floor['n']}): FID {floor['fid']:.3f}   "
                      f"KID {floor['kid']:.5f}   precision {floor['precision']:.3f}   "
                      f"recall {floor['recall']:.3f}")
+    memo = result.get("memorisation")
+    if memo:
+        against = ("held-out images" if memo["reference"] == "held-out"
+                   else "training images to each other (no held-out set given)")
+        verdict = ("samples sit closer to training images than new images do: it may be "
+                   "copying; look at the picture" if memo["ratio"] < COPYING_RATIO
+                   else "no sign of copying")
+        lines.append(f"memorisation: ratio {memo['ratio']:.3f} (samples' distance to the "
+                     f"nearest of {memo['n_train']} training images vs {against}; ~1 = no "
+                     f"copying, far below 1 = copying): {verdict}")
+        if memo.get("picture"):
+            lines.append(f"  closest samples over their nearest training images: {memo['picture']}")
     return lines
 
 

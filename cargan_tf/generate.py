@@ -84,11 +84,13 @@ def _check_keras_archive(path: Path) -> None:
                           "or pass the run folder it came from")
 
 
-def generator_from_checkpoint(run_dir: str | os.PathLike):
+def generator_from_checkpoint(run_dir: str | os.PathLike,
+                              checkpoint: str | os.PathLike | None = None):
     """The generator of a run's newest checkpoint (its EMA copy when the run keeps one, as
-    generator.keras would hold): a run still training, or stopped early, can be sampled."""
+    generator.keras would hold): a run still training, or stopped early, can be sampled.
+    checkpoint: one of the run's checkpoint folders instead of the newest (snapshots)."""
     paths = RunPaths(run_dir)
-    latest = latest_checkpoint(paths)
+    latest = Path(checkpoint) if checkpoint is not None else latest_checkpoint(paths)
     if latest is None or not paths.config.exists():
         raise CarganError(f"{run_dir} has no generator.keras and no checkpoint yet: train it "
                           "for an epoch first, or pass a .keras file")

@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cargan_tf.data.decode import IMAGE_EXTENSIONS, explain_undecodable, jpeg_is_truncated
+from cargan_tf.data.decode import IMAGE_EXTENSIONS, UnusableImage, decode_image, read_image_file
 from cargan_tf.data.prepare import scan_folder
 from cargan_tf.errors import CarganError
 from cargan_tf.progress import progress_bar as tqdm
@@ -664,15 +664,19 @@ def read_image(path: str | os.PathLike, size: int, channels: int, resize: bool =
     """
 
     path = Path(path)
-    if not path.is_file():
-        raise CarganError(f"{path} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
-    data = np.frombuffer(path.read_bytes(), np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR if channels == 3 else cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise CarganError(f"could not read {path} as an image: {explain_undecodable(data)}")
-    if jpeg_is_truncated(data):
-        raise CarganError(f"{path} is a JPEG cut short (the end of the file is missing): "
-                          "copy it again")
+    if not path.exists():
+        raise CarganError(f"{path} does not exist")
+    if path.is_dir():
+        raise CarganError(f"{path} does not exist (it is a folder)")
+    try:  # the guard: a regular file, under the byte limit, under the pixel limit
+        data = read_image_file(path)
+        image, _, _ = decode_image(data)
+    except UnusableImage as reason:
+        raise CarganError(f"could not read {path} as an image: {reason}") from None
+    if image.ndim == 2 and channels == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    elif image.ndim == 3 and channels == 1:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     if channels == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     if image.shape[:2] != (size, size):

@@ -62,7 +62,9 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes,
     path = Path(path)
     tmp_name = None
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # the pid in the name lets a clean-up tell a live writer's file from a dead one's
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                                        suffix=".tmp")
         with contextlib.suppress(OSError, AttributeError):  # mkstemp makes 0600; want 0666&~umask
             os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as handle:

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from cargan_tf.data.decode import UnusableImage, imdecode_guarded, read_image_file
 from cargan_tf.errors import CarganError
 from cargan_tf.viz import save_png
 
@@ -98,9 +99,11 @@ def from_file(path: str | os.PathLike, size: int) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise CarganError(f"mask file {path} does not exist")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise CarganError(f"could not read {path} as an image (mask files are PNG, JPEG, ...)")
+    try:  # the guard: a regular file, under the byte and pixel limits
+        image = imdecode_guarded(read_image_file(path))
+    except UnusableImage as reason:
+        raise CarganError(f"could not read {path} as an image (mask files are PNG, JPEG, ...): "
+                          f"{reason}") from None
     if image.ndim == 3:
         image = image.max(axis=2)
     hole = (image > 0).astype(np.uint8)

@@ -1,4 +1,5 @@
-"""Sample-quality maths on feature vectors: FID, KID, precision/recall, diversity, mode coverage.
+"""Sample-quality maths on feature vectors: FID, KID, precision/recall, diversity, mode coverage,
+memorisation.
 
 Pure numpy (no TensorFlow, no scipy). Every function takes features as float arrays (N, D) from
 one extractor (cargan_tf.features); numbers from different extractors are not comparable.
@@ -215,8 +216,58 @@ def mode_coverage(pred_classes_fake: np.ndarray, classes_real: np.ndarray, n_cla
     }
 
 
+# ---- memorisation ------------------------------------------------------------------------------
+
+def nearest_neighbours(queries: np.ndarray, references: np.ndarray,
+                       exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean distance (N,) from each query row to its nearest reference row, and that
+    row's index (N,). exclude_self: queries *are* the references (same order); each row's own
+    match is skipped (leave-one-out)."""
+    q, r = _as_features(queries, "queries"), _as_features(references, "references")
+    if exclude_self and (len(q) != len(r) or len(r) < 2):
+        raise ValueError("exclude_self needs the same set twice, with at least 2 rows")
+    distances, indices = np.empty(len(q)), np.empty(len(q), np.int64)
+    for start in range(0, len(q), _CHUNK):
+        d = _pairwise_sq_distances(q[start:start + _CHUNK], r)
+        if exclude_self:
+            rows = np.arange(len(d))
+            d[rows, start + rows] = np.inf
+        indices[start:start + _CHUNK] = d.argmin(axis=1)
+        distances[start:start + _CHUNK] = np.sqrt(d[np.arange(len(d)), indices[start:start + _CHUNK]])
+    return distances, indices
+
+
+def memorisation(fake: np.ndarray, train: np.ndarray, held_out: np.ndarray | None = None) -> dict:
+    """Are samples closer to the training set than new real images are? (a copy check)
+
+    Features are standardised by the training set's per-dimension std. ratio = median
+    distance from a sample to its nearest training image / the same median for real images
+    the generator did not train on (held_out; without them, each training image's distance
+    to its nearest *other* training image, which has the same distribution for an i.i.d.
+    split). About 1: samples are as far from the training set as new photos (no copying);
+    far below 1: samples sit on top of training images. Returns ratio, both medians, the
+    reference used, and per-sample distances / nearest indices (for the closest-pairs picture).
+    """
+    train = _as_features(train, "train")
+    scale = train.std(axis=0) + 1e-6
+    f, t = _as_features(fake, "fake") / scale, train / scale
+    d_fake, nearest = nearest_neighbours(f, t)
+    if held_out is not None and len(held_out):
+        d_ref, _ = nearest_neighbours(_as_features(held_out, "held_out") / scale, t)
+        reference = "held-out"
+    else:
+        d_ref, _ = nearest_neighbours(t, t, exclude_self=True)
+        reference = "leave-one-out"
+    ref_median = float(np.median(d_ref))
+    return {"ratio": float(np.median(d_fake)) / ref_median if ref_median > 0 else float("nan"),
+            "median_fake": float(np.median(d_fake)), "median_reference": ref_median,
+            "reference": reference, "n_reference": int(len(d_ref)),
+            "distances": d_fake, "nearest": nearest}
+
+
 __all__ = [
     "gaussian_stats", "sqrtm_psd", "frechet_distance_from_stats", "frechet_distance",
     "polynomial_kernel", "mmd2_unbiased", "kid", "knn_radii", "precision_recall",
     "mean_pairwise_distance", "diversity_ratio", "class_histogram", "mode_coverage",
+    "nearest_neighbours", "memorisation",
 ]

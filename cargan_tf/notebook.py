@@ -22,7 +22,8 @@ import numpy as np
 
 from cargan_tf import config
 from cargan_tf.config import normalize_data
-from cargan_tf.data.sources import load_images
+from cargan_tf.data.decode import UnusableImage, check_header, read_image_file
+from cargan_tf.data.sources import CACHE_ENV, load_images
 from cargan_tf.data.toycars import draw_toycars
 from cargan_tf.env import (
     INTERACTIVE_ENV,
@@ -108,6 +109,17 @@ def setup_home(home: str | os.PathLike | None = None, smoke: bool = False) -> Pa
     return path
 
 
+def setup(home: str | os.PathLike | None = None, smoke: bool = False) -> Path:
+    """A notebook's setup in one call: TF_CPP_MIN_LOG_LEVEL=2 (fewer TensorFlow start-up
+    messages; before TensorFlow is imported, and only when unset), the home folder
+    (setup_home), and CARGAN_CACHE_DIR=home/data/prepared when unset (an image folder given to
+    training is prepared there once). Returns the home folder."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    path = setup_home(home, smoke)
+    os.environ.setdefault(CACHE_ENV, str(path / "data" / "prepared"))
+    return path
+
+
 def flush_and_unmount_drive(home: str | os.PathLike | None = None) -> bool:
     """drive.flush_and_unmount() in interactive Colab when Drive is mounted; True if it ran.
 
@@ -154,9 +166,13 @@ def _display_png(image: str | os.PathLike | np.ndarray, width: int | None) -> by
     if isinstance(image, np.ndarray):
         array = image
     else:
-        data = Path(image).read_bytes()
-        if not width:
-            return data
+        try:  # the guard: a regular file under the byte limit, then the pixel limit
+            data = read_image_file(image).tobytes()
+            if not width:
+                return data
+            check_header(data)
+        except UnusableImage as reason:
+            raise CarganError(f"cannot show {image}: {reason}") from None
         array = decode_png(data)
     if width and array.shape[1] > 2 * width:
         height = max(1, round(array.shape[0] * 2 * width / array.shape[1]))
@@ -179,11 +195,21 @@ def show_image(image: str | os.PathLike | np.ndarray, width: int | None = None,
 class LiveImage:
     """One picture that every show() replaces in place (Jupyter, Colab, papermill): a training
     cell keeps the latest sample grid, not one output per epoch (the run's evolution.gif keeps
-    them all). Outside IPython, show() prints the caption and the path."""
+    them all). Outside IPython, show() prints the caption and the path.
+
+    A LiveImage is also an on_epoch_end callback for training:
+    `train(cfg, run_dir, on_epoch_end=nb.LiveImage(width=320))` shows each epoch's grid.
+    """
 
     def __init__(self, width: int | None = None):
         self.width = width
         self._handle = None
+
+    def __call__(self, epoch: int, grid_png: str | os.PathLike | None) -> None:
+        """Show `grid_png` captioned "after epoch N"; None (an epoch without a grid: long runs
+        keep one every few epochs, see samples_every_epochs) changes nothing."""
+        if grid_png is not None:
+            self.show(grid_png, caption=f"after epoch {epoch}")
 
     def show(self, image: str | os.PathLike, caption: str = "") -> None:
         ipython = _ipython_display()
@@ -374,7 +400,7 @@ def read_outputs(path: str | os.PathLike) -> list[Path]:
 
 
 __all__ = ["INTERACTIVE_ENV", "in_colab", "is_interactive_colab", "headless_executor", "mount_drive",
-           "default_home", "setup_home", "flush_and_unmount_drive", "colab_install",
+           "default_home", "setup", "setup_home", "flush_and_unmount_drive", "colab_install",
            "install_commands", "missing_light_deps", "version_problems", "installed_versions",
-           "show_image", "show_gif", "tiny_run_if_missing", "shared_data", "dataset_stats",
+           "show_image", "LiveImage", "show_gif", "tiny_run_if_missing", "shared_data", "dataset_stats",
            "fashion_mnist_images", "record_outputs", "read_outputs"]

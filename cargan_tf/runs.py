@@ -6,13 +6,21 @@ drive_layout.md documents the same tree.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import errno
 import json
 import os
 import re
 import shutil
 import signal
+import socket
+import sys
+import threading
+import time
+import uuid
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +101,11 @@ class RunPaths:
             raise RunFolderError(f"cannot create run folder {self.root}: {err.strerror}. "
                                  "Pick a writable location (is Drive mounted?)") from err
 
+    @property
+    def lock(self) -> Path:
+        """train.lock: who is training in this folder (RunLock)."""
+        return self.root / LOCK_NAME
+
     def list_sample_grids(self) -> list[Path]:
         """Per-epoch grids in order (the GIF's frames); batch grids are left out."""
         return sorted(p for p in self.samples.glob("epoch_????.png"))
@@ -155,9 +168,16 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def append_jsonl(path: str | os.PathLike, record: dict[str, Any]) -> None:
-    """Append one JSON line (logs of config changes; a torn last line is skipped on read)."""
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, default=str) + "\n")
+    """Append one JSON line (logs of config changes; a torn last line is skipped on read).
+    A failure (read-only run, full disk) is a RunFolderError; the lines before stay."""
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, default=str) + "\n")
+    except OSError as err:
+        raise RunFolderError(f"could not append to {path}: {err.strerror or err}. Nothing in "
+                             "the run was changed; free space or make the run folder writable "
+                             "(or copy the run somewhere writable and train there), then rerun "
+                             "the same command") from err
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -239,7 +259,9 @@ def staged_checkpoint(paths: RunPaths, step: int) -> Iterator[Path]:
     remove_stale_checkpoints) and the previous checkpoint is still the latest.
     """
     final = paths.checkpoint(step)
-    staging = paths.checkpoints / f".tmp-{final.name}-{os.getpid()}"
+    # named by its owner (pid@host), so a start-up clean-up can tell a dead writer's from a
+    # live one's
+    staging = paths.checkpoints / f".tmp-{final.name}-{os.getpid()}@{_HOST}"
     try:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()  # no parents: a vanished run folder (Drive unmounted) must fail, not
@@ -252,16 +274,23 @@ def staged_checkpoint(paths: RunPaths, step: int) -> Iterator[Path]:
     except OSError as err:
         shutil.rmtree(staging, ignore_errors=True)
         raise RunFolderError(f"could not write checkpoint {final}: {err.strerror or err}. "
-                             "The previous checkpoint is intact") from err
+                             "The previous checkpoint is intact; free space or fix "
+                             "permissions, then rerun the same command to resume") from err
+    except BaseException:  # e.g. TensorFlow's ResourceExhaustedError from SaveV2
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
-def remove_stale_checkpoints(paths: RunPaths, keep: int) -> list[Path]:
-    """Delete unfinished staging folders and all but the newest `keep` checkpoints (0: all)."""
+def remove_stale_checkpoints(paths: RunPaths, keep: int, before: float | None = None
+                             ) -> list[Path]:
+    """Delete unfinished staging folders whose writer is gone (owner_is_gone(path, before))
+    and all but the newest `keep` checkpoints (0: all)."""
     removed = []
     if paths.checkpoints.exists():
         for stale in paths.checkpoints.glob(".tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-            removed.append(stale)
+            if owner_is_gone(stale, before):
+                shutil.rmtree(stale, ignore_errors=True)
+                removed.append(stale)
     complete = list_checkpoints(paths)
     if keep > 0:
         for old in complete[:-keep]:
@@ -270,16 +299,19 @@ def remove_stale_checkpoints(paths: RunPaths, keep: int) -> list[Path]:
     return removed
 
 
-def remove_stale_temp_files(paths: RunPaths) -> list[Path]:
+def remove_stale_temp_files(paths: RunPaths, before: float | None = None) -> list[Path]:
     """Delete temporary files a killed process left behind (``.NAME.*.tmp``, ``.NAME.*.tmp.keras``).
 
     They are never read (the real file is only replaced by a rename), so removing them at the
-    start of a resumed run is safe. Staging checkpoint folders are handled separately.
+    start of a resumed run is safe, once their writer is gone (owner_is_gone): a file that a
+    live process (a `plot` or `gif` running beside training) is writing is left alone
+    (see owner_is_gone for `before`).
+    Staging checkpoint folders are handled separately.
     """
     removed = []
     if paths.root.exists():
         for stale in paths.root.rglob(".*.tmp*"):
-            if stale.is_file():
+            if stale.is_file() and owner_is_gone(stale, before):
                 with contextlib.suppress(OSError):
                     stale.unlink()
                     removed.append(stale)
@@ -289,3 +321,376 @@ def remove_stale_temp_files(paths: RunPaths) -> list[Path]:
 def folder_size(path: str | os.PathLike) -> int:
     """Bytes under `path` (for reporting checkpoint and run sizes)."""
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+# ---- who wrote a temporary file, and is it still running ---------------------------------------
+
+_HOST = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname()) or "localhost"
+# the pid (and host) a temporary name carries: .tmp-ckpt-00000012-1234@host (staging folders),
+# .generator.1234.tmp.keras (models), .config.json.1234.k3j_x9a2.tmp (io.write_bytes_atomic)
+_OWNER_RES = (
+    re.compile(r"^\.tmp-ckpt-\d{8}-(\d+)(?:@(.+))?$"),
+    re.compile(r"\.(\d+)\.(?:[A-Za-z0-9_]{8}\.)?tmp(?:\.keras)?$"),
+)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (a zombie counts as gone)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    except OSError:
+        return False
+    with contextlib.suppress(OSError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2] not in "ZX"
+    return True
+
+
+def _process_start(pid: int) -> str | None:
+    """When `pid` started, in clock ticks since boot (/proc/PID/stat), to tell a reused pid
+    from the process that wrote a lock; None where /proc is missing."""
+    with contextlib.suppress(OSError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2:].split()[19]
+    return None
+
+
+def _boot_id() -> str | None:
+    with contextlib.suppress(OSError):
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    return None
+
+
+def owner_is_gone(path: Path, before: float | None = None) -> bool:
+    """Whether the process that wrote temporary `path` has stopped: its name carries a pid of
+    this host that is not running (or is this very process, which is not writing it now); a
+    name without a pid, or from another host: last changed before `before` (a time.time();
+    the trainer passes when it took the run's lock, so nothing a process started since then
+    is writing goes; default: now)."""
+    pid = host = None
+    for pattern in _OWNER_RES:
+        match = pattern.search(path.name)
+        if match:
+            pid = int(match.group(1))
+            host = match.group(2) if match.lastindex and match.lastindex >= 2 else None
+            break
+    if pid is not None and host in (None, _HOST):
+        return pid == os.getpid() or not pid_alive(pid)
+    try:
+        return path.stat().st_mtime < (time.time() if before is None else before)
+    except OSError:
+        return False  # vanished meanwhile: nothing to remove
+
+
+# ---- the run-folder lock: one trainer per run folder ------------------------------------------
+
+LOCK_NAME = "train.lock"
+FORCE_UNLOCK_ENV = "CARGAN_FORCE_UNLOCK"
+LOCK_STALE_MINUTES_ENV = "CARGAN_LOCK_STALE_MINUTES"
+# a lock from another machine whose heartbeat (its file's mtime, touched every
+# LOCK_HEARTBEAT_S) is older than this is taken to be left by a runtime that is gone
+DEFAULT_LOCK_STALE_MINUTES = 10.0
+LOCK_HEARTBEAT_S = 60.0
+_HELD: dict[str, RunLock] = {}
+_HELD_GUARD = threading.Lock()
+
+
+class RunLockedError(RunFolderError):
+    """Another live process holds the run folder's lock."""
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def _ago(seconds: float) -> str:
+    return f"{_duration(seconds)} ago"
+
+
+class RunLock:
+    """An exclusive lock on a run folder: RUN/train.lock, a small JSON file naming its owner
+    (pid, host, boot id, process start, since, a random token), created atomically (written
+    to a temporary name, then link()ed into place, which fails if a lock exists; O_CREAT |
+    O_EXCL where the filesystem has no hard links). A daemon thread touches it every
+    LOCK_HEARTBEAT_S while held.
+
+    A lock found in place is judged: this process's own (acquire is re-entrant: a count);
+    a live process on this host (refused); a pid of this host that is not running, or a host
+    that rebooted since (stale: taken over, with a line saying so); another host (refused
+    while its heartbeat is recent, taken over once it is older than
+    $CARGAN_LOCK_STALE_MINUTES, default 10). force=True (train --force-unlock,
+    $CARGAN_FORCE_UNLOCK=1) takes over any lock. Released on release(), at the end of a
+    `with` block, and at interpreter exit; a SIGKILL leaves it behind, stale.
+    """
+
+    def __init__(self, root: str | os.PathLike, force: bool | None = None,
+                 stale_minutes: float | None = None, quiet: bool = False):
+        self.root = Path(root)
+        self.path = self.root / LOCK_NAME
+        if force is None:
+            force = os.environ.get(FORCE_UNLOCK_ENV, "").strip().lower() in ("1", "true", "yes")
+        self.force = force
+        if stale_minutes is None:
+            try:
+                stale_minutes = float(os.environ.get(LOCK_STALE_MINUTES_ENV, "")
+                                      or DEFAULT_LOCK_STALE_MINUTES)
+            except ValueError:
+                stale_minutes = DEFAULT_LOCK_STALE_MINUTES
+        self.stale_s = 60.0 * stale_minutes
+        self.quiet = quiet
+        self.token = uuid.uuid4().hex
+        self.count = 0
+        self.acquired_at: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.took_over: str | None = None  # why a stale lock was taken over, if one was
+
+    # -- acquiring --------------------------------------------------------------------------
+    def acquire(self) -> RunLock:
+        """Take the lock, or raise RunLockedError naming the holder; returns the lock held
+        (an earlier one of this process on the same folder, counted, if there is one)."""
+        key = os.path.realpath(self.root)
+        with _HELD_GUARD:
+            held = _HELD.get(key)
+            if held is not None and held.count > 0:
+                held.count += 1
+                return held
+            self._take()
+            self.count = 1
+            _HELD[key] = self
+        self._start_heartbeat()
+        return self
+
+    def _record(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "host": _HOST, "boot_id": _boot_id(),
+                "process_start": _process_start(os.getpid()), "since": _iso(time.time()),
+                "token": self.token, "command": " ".join(sys.argv)[:300]}
+
+    def _take(self) -> None:
+        text = json.dumps(self._record(), indent=1) + "\n"
+        for _ in range(20):
+            try:
+                self._create_exclusive(text)
+                self.acquired_at = time.time()
+                return
+            except FileExistsError:
+                pass
+            except OSError as err:
+                raise RunFolderError(
+                    f"cannot create the lock {self.path}: {err.strerror or err}. Training "
+                    f"needs a writable run folder: make {self.root} writable (or free space), "
+                    "or copy the run somewhere writable and train there") from err
+            holder_text, holder = self._read_holder()
+            if holder_text is None:
+                continue  # removed meanwhile: try again
+            stale = self._stale_reason(holder)
+            if stale is None and not self.force:
+                raise RunLockedError(self._refusal(holder))
+            reason = stale or (f"--force-unlock ({FORCE_UNLOCK_ENV}=1) given; it was held by "
+                               f"{self._describe(holder)}")
+            if self._remove_if_unchanged(holder_text):
+                self.took_over = reason
+                if not self.quiet:
+                    print(f"took over the lock of {self.root}: {reason}", flush=True)
+        raise RunLockedError(f"could not take the lock {self.path}: it keeps changing hands; "
+                             "is another trainer starting on this folder?")
+
+    def _create_exclusive(self, text: str) -> None:
+        """Create self.path holding `text`, atomically; FileExistsError when it exists."""
+        tmp = self.path.with_name(f".{LOCK_NAME}.{os.getpid()}.{self.token[:8]}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(tmp, self.path)  # atomic, and the lock is never seen half written
+            except FileExistsError:
+                raise
+            except OSError as err:  # no hard links (some FUSE mounts): O_EXCL instead
+                if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP,
+                                     errno.ENOSYS, errno.EMLINK, errno.EXDEV):
+                    raise
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        io.fsync_dir(self.root)
+
+    def _read_holder(self) -> tuple[str | None, dict[str, Any]]:
+        """(the lock file's text, its record); a lock being written (O_EXCL path) is read
+        again for up to 2 s; ({}, text) for one that stays unreadable."""
+        text = None
+        for _ in range(10):
+            try:
+                text = self.path.read_text(encoding="utf-8")
+                mtime = self.path.stat().st_mtime
+            except FileNotFoundError:
+                return None, {}
+            except OSError:
+                text, mtime = "", time.time()
+            try:
+                record = json.loads(text)
+                if isinstance(record, dict):
+                    return text, {**record, "_mtime": mtime}
+            except ValueError:
+                pass
+            time.sleep(0.2)
+        return text, {"_mtime": mtime}
+
+    def _stale_reason(self, holder: dict[str, Any]) -> str | None:
+        """Why the holder is gone, or None when it may still be running."""
+        age = time.time() - holder.get("_mtime", time.time())
+        pid, host = holder.get("pid"), holder.get("host")
+        if not isinstance(pid, int) or not isinstance(host, str):
+            if age > 60:
+                return f"its lock file is unreadable and untouched since {_ago(age)}"
+            return None
+        if host == _HOST:
+            boot = holder.get("boot_id")
+            if boot and _boot_id() and boot != _boot_id():
+                return f"pid {pid} on this host ran before the machine restarted"
+            if pid == os.getpid():
+                return None if holder.get("token") in _held_tokens() else \
+                    f"it was left by this same process (pid {pid})"
+            if not pid_alive(pid):
+                return f"pid {pid} on this host (since {holder.get('since')}) is not running"
+            start = holder.get("process_start")
+            if start and _process_start(pid) not in (None, start):
+                return (f"pid {pid} on this host (since {holder.get('since')}) is not running "
+                        "(the pid now belongs to another process)")
+            return None
+        if age > self.stale_s:
+            return (f"pid {pid} on host {host} (since {holder.get('since')}) has not renewed "
+                    f"it for {_duration(age)} (over {self.stale_s / 60:g} min: "
+                    f"${LOCK_STALE_MINUTES_ENV})")
+        return None
+
+    @staticmethod
+    def _describe(holder: dict[str, Any]) -> str:
+        if "pid" not in holder:
+            return "an unknown process (the lock file is being written or is damaged)"
+        age = time.time() - holder.get("_mtime", time.time())
+        return (f"pid {holder['pid']} on host {holder.get('host')} since "
+                f"{holder.get('since')} (last heartbeat {_ago(age)})")
+
+    def _refusal(self, holder: dict[str, Any]) -> str:
+        here = holder.get("host") == _HOST
+        gone = ("stop that process first" if here else
+                f"if that machine is gone (a Colab runtime that disconnected), wait until its "
+                f"heartbeat is {self.stale_s / 60:g} min old and the lock is taken over by "
+                "itself")
+        return (f"{self.root} is in use: another `train` holds {self.path.name}: "
+                f"{self._describe(holder)}. Two trainers on one run folder would overwrite "
+                f"each other's checkpoints. Wait for it to finish, use another --run-dir, or "
+                f"{gone}; only if you are sure it is not training any more, rerun with "
+                f"--force-unlock ({FORCE_UNLOCK_ENV}=1 in notebooks)")
+
+    def _remove_if_unchanged(self, holder_text: str) -> bool:
+        """Remove the lock file if it still holds `holder_text`; False if it changed (someone
+        else took it over first: judge again)."""
+        aside = self.path.with_name(f".{LOCK_NAME}.{os.getpid()}.{self.token[:8]}.stale")
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return False
+        except OSError as err:
+            raise RunFolderError(f"cannot take over the lock {self.path}: "
+                                 f"{err.strerror or err}; delete it by hand if its owner "
+                                 "is gone") from err
+        try:
+            if aside.read_text(encoding="utf-8") == holder_text:
+                return True
+            with contextlib.suppress(OSError):  # a new owner's lock: put it back
+                os.link(aside, self.path)
+            return False
+        finally:
+            with contextlib.suppress(OSError):
+                aside.unlink()
+
+    # -- holding -----------------------------------------------------------------------------
+    def _start_heartbeat(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._beat, name="cargan-run-lock",
+                                        daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(LOCK_HEARTBEAT_S):
+            with contextlib.suppress(OSError):
+                os.utime(self.path)
+
+    def check(self) -> None:
+        """Raise RunLockedError if another process now holds the lock (taken over with
+        --force-unlock, or by a machine that judged this one gone): called before each
+        checkpoint. A lock file deleted by hand is put back."""
+        if not self.root.is_dir():
+            return  # the run folder vanished: the writes themselves say so
+        try:
+            record = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            with contextlib.suppress(OSError):  # FileExistsError: judged at the next call
+                self._create_exclusive(json.dumps(self._record(), indent=1) + "\n")
+            return
+        except (OSError, ValueError):
+            return  # unreadable for a moment (Drive): judged at the next checkpoint
+        if isinstance(record, dict) and record.get("token") != self.token:
+            raise RunLockedError(
+                f"this process no longer holds {self.path}: "
+                f"{self._describe({**record, '_mtime': time.time()})} took it over; "
+                "stopping before the next checkpoint so that two trainers do not overwrite "
+                "each other. The checkpoints written so far are intact")
+
+    def release(self) -> None:
+        """Undo one acquire; the last one stops the heartbeat and deletes the lock file if
+        it is still this process's."""
+        key = os.path.realpath(self.root)
+        with _HELD_GUARD:
+            held = _HELD.get(key, self)
+            if held.count <= 0:
+                return
+            held.count -= 1
+            if held.count > 0:
+                return
+            _HELD.pop(key, None)
+        held._stop.set()
+        try:
+            if json.loads(held.path.read_text(encoding="utf-8")).get("token") == held.token:
+                held.path.unlink()
+        except (OSError, ValueError):
+            pass
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _held_tokens() -> set[str]:
+    return {lock.token for lock in _HELD.values()}
+
+
+@atexit.register
+def _release_all() -> None:
+    """Locks still held at exit (a Trainer used without run()) are released."""
+    for lock in list(_HELD.values()):
+        lock.count = 1
+        lock.release()

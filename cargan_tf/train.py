@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -188,10 +188,15 @@ class Trainer:
     """One run: models, the stacked gan, its checkpoint object and the run folder."""
 
     def __init__(self, cfg: RunConfig, run_dir: str | os.PathLike,
-                 images: np.ndarray | None = None):
+                 images: np.ndarray | None = None, force_unlock: bool | None = None):
         """cfg: the run's final config (config.resolve, or train()), kept as it is: the same
         object the stacked gan and the engine hold. images: uint8 (N, S, S, C), the training
-        set (default: cfg.data loaded); a step budget must already be epochs of this set."""
+        set (default: cfg.data loaded); a step budget must already be epochs of this set.
+
+        The chief takes the run folder's lock (runs.RunLock: another live trainer on the same
+        folder is a RunLockedError; force_unlock takes it over) and keeps it until run() ends
+        or close() is called (at the latest, when the process exits)."""
+        self.lock: runs.RunLock | None = None
         # first: MultiWorkerMirroredStrategy must set up its collectives before any other op
         self.strategy = make_strategy(cfg) if cfg.strategy != "default" else None
         self.is_chief = self.strategy is None or is_chief(self.strategy)
@@ -226,50 +231,62 @@ class Trainer:
         if self.is_chief:
             self.paths = self.source
             self.paths.create()
-            reconcile_config(self.paths, cfg)
-            if self.labels is not None:
-                reconcile_classes(self.paths, self.labels)
+            self.lock = runs.RunLock(self.paths.root, force=force_unlock).acquire()
         else:
             self.paths = runs.RunPaths(tempfile.mkdtemp(prefix="cargan_worker_"))
             self.paths.create()
-        keras.utils.set_random_seed(cfg.seed)  # weight initialisation follows the run's seed
-        if cfg.deterministic:
-            # process-wide and irreversible: deterministic kernels for the rest of the process
-            tf.config.experimental.enable_op_determinism()
-        if self.strategy is not None:
-            check_batch(cfg, self.strategy)
-        # models, optimizers and the EMA copy are made in the strategy's scope (mirrored
-        # variables); with no strategy this is TensorFlow's default, a no-op
-        scope = self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
-        with scope:
-            with precision_policy(cfg.precision):
-                self.generator, self.discriminator = build_models(cfg, self.class_names)
-                self.gan = StackedGAN(self.generator, self.discriminator, cfg)
-            self.engine = make_engine(self.gan, cfg, self.strategy)
-            tracked = dict(generator=self.generator, discriminator=self.discriminator,
-                           d_optimizer=self.gan.d_optimizer, g_optimizer=self.gan.g_optimizer)
-            if getattr(self.engine, "ada_p", None) is not None:  # ADA's probability resumes too
-                tracked["ada_p"] = self.engine.ada_p
-            self.ema_generator = None
-            if cfg.ema_decay:
+        try:  # from here on a failure must not leave the lock held
+            if self.is_chief:
+                reconcile_config(self.paths, cfg)
+                if self.labels is not None:
+                    reconcile_classes(self.paths, self.labels)
+            keras.utils.set_random_seed(cfg.seed)  # weight initialisation follows the run's seed
+            if cfg.deterministic:
+                # process-wide and irreversible: deterministic kernels for the rest of the process
+                tf.config.experimental.enable_op_determinism()
+            if self.strategy is not None:
+                check_batch(cfg, self.strategy)
+            # models, optimizers and the EMA copy are made in the strategy's scope (mirrored
+            # variables); with no strategy this is TensorFlow's default, a no-op
+            scope = self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+            with scope:
                 with precision_policy(cfg.precision):
-                    self.ema_generator = keras.models.clone_model(self.generator)
-                self.ema_generator.set_weights(self.generator.get_weights())
-                tracked["ema_generator"] = self.ema_generator
-                self._ema_update = tf.function(self._ema_step)
-            self.checkpoint = tf.train.Checkpoint(**tracked)
-        # what grids and generator.keras show: the EMA of G when enabled, else G itself
-        self.output_generator = self.ema_generator or self.generator
-        # conditional runs: a grid row per class (grid_cols images each)
-        self.grid_latent, self.grid_cols = grid_latents(cfg, self.class_names)
-        self._generate = tf.function(lambda z: self.output_generator(z, training=False),
-                                     reduce_retracing=True)
-        # position of the next batch to train: epoch (1-based), batch (0-based), global step
-        self.epoch, self.batch, self.step = 1, 0, 0
-        self.resumed_from: Path | None = None
-        self._pending_rows: list[dict] = []
-        self.evaluator = None
-        self.best_fid = float("inf")
+                    self.generator, self.discriminator = build_models(cfg, self.class_names)
+                    self.gan = StackedGAN(self.generator, self.discriminator, cfg)
+                self.engine = make_engine(self.gan, cfg, self.strategy)
+                tracked = dict(generator=self.generator, discriminator=self.discriminator,
+                               d_optimizer=self.gan.d_optimizer, g_optimizer=self.gan.g_optimizer)
+                if getattr(self.engine, "ada_p", None) is not None:  # ADA's probability resumes too
+                    tracked["ada_p"] = self.engine.ada_p
+                self.ema_generator = None
+                if cfg.ema_decay:
+                    with precision_policy(cfg.precision):
+                        self.ema_generator = keras.models.clone_model(self.generator)
+                    self.ema_generator.set_weights(self.generator.get_weights())
+                    tracked["ema_generator"] = self.ema_generator
+                    self._ema_update = tf.function(self._ema_step)
+                self.checkpoint = tf.train.Checkpoint(**tracked)
+            # what grids and generator.keras show: the EMA of G when enabled, else G itself
+            self.output_generator = self.ema_generator or self.generator
+            # conditional runs: a grid row per class (grid_cols images each)
+            self.grid_latent, self.grid_cols = grid_latents(cfg, self.class_names)
+            self._generate = tf.function(lambda z: self.output_generator(z, training=False),
+                                         reduce_retracing=True)
+            # position of the next batch to train: epoch (1-based), batch (0-based), global step
+            self.epoch, self.batch, self.step = 1, 0, 0
+            self.resumed_from: Path | None = None
+            self._pending_rows: list[dict] = []
+            self.evaluator = None
+            self.best_fid = float("inf")
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the run folder's lock (run() does this when it ends); idempotent."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     # ---- checkpoints -----------------------------------------------------------------------
     def restore_latest(self) -> bool:
@@ -278,9 +295,10 @@ class Trainer:
         A damaged one (a file cut short by a full disk, say) is renamed damaged-<name> and the
         one before it is used, so a run never stops on it or loses more than that interval.
         """
-        if self.is_chief:
-            runs.remove_stale_checkpoints(self.paths, keep=0)
-            runs.remove_stale_temp_files(self.paths)
+        if self.is_chief:  # under the lock: only what dead writers left, or older than the lock
+            before = self.lock.acquired_at if self.lock is not None else None
+            runs.remove_stale_checkpoints(self.paths, keep=0, before=before)
+            runs.remove_stale_temp_files(self.paths, before=before)
         found = runs.list_checkpoints(self.source)  # a non-chief worker reads the chief's
         for latest in reversed(found):
             try:
@@ -339,16 +357,21 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         self.flush_history()
-        with runs.staged_checkpoint(self.paths, self.step) as staging:
-            self.checkpoint.write(str(staging / "weights"))
-            runs.fault_point("checkpoint_after_weights")
-            runs.write_json_atomic(staging / "state.json", {
-                "epoch": self.epoch, "batch": self.batch, "step": self.step,
-                "time": _now(), "steps_per_epoch": self.steps_per_epoch,
-                # noise, labels and shuffling are pure functions of these, nothing else to save
-                "rng": {"seed": self.cfg.seed, "noise": "latents.step_noise(seed, step)",
-                        "shuffle": "pipeline.epoch_order(n, seed, epoch)"},
-            })
+        if self.lock is not None:
+            self.lock.check()  # taken over by a --force-unlock elsewhere: stop, write nothing
+        try:
+            with runs.staged_checkpoint(self.paths, self.step) as staging:
+                self.checkpoint.write(str(staging / "weights"))
+                runs.fault_point("checkpoint_after_weights")
+                runs.write_json_atomic(staging / "state.json", {
+                    "epoch": self.epoch, "batch": self.batch, "step": self.step,
+                    "time": _now(), "steps_per_epoch": self.steps_per_epoch,
+                    # noise, labels and shuffling are pure functions of these, nothing else
+                    "rng": {"seed": self.cfg.seed, "noise": "latents.step_noise(seed, step)",
+                            "shuffle": "pipeline.epoch_order(n, seed, epoch)"},
+                })
+        except tf.errors.OpError as err:  # SaveV2 on a full disk: ResourceExhaustedError
+            raise RunFolderError(checkpoint_failure(self.paths, self.step, err)) from err
         runs.remove_stale_checkpoints(self.paths, keep=self.cfg.keep_checkpoints)
         runs.fault_point("after_checkpoint")
         return self.paths.checkpoint(self.step)
@@ -404,7 +427,8 @@ class Trainer:
         viz.plot_d_outputs(self.paths.history, self.paths.d_outputs_plot)
 
     def finish(self) -> None:
-        """generator.keras, discriminator.keras, plots, real_vs_fake.png, evolution.gif."""
+        """generator.keras, discriminator.keras, plots, real_vs_fake.png, evolution.gif; then
+        the run folder's lock is released."""
         self.flush_history()
         runs.save_model_atomic(self.output_generator, self.paths.generator)
         set_trainable(self.discriminator, True)  # saved unfrozen, so it reloads trainable
@@ -427,6 +451,7 @@ class Trainer:
         if frames:
             labels = [f"epoch {int(p.stem.split('_')[1])}" for p in frames]
             viz.make_gif(frames, self.paths.evolution_gif, labels=labels)
+        self.close()  # the run is written: the folder is free (a notebook's loop ends here)
 
     # ---- the loop ------------------------------------------------------------------------
     def after_warmup(self, pace: Pace) -> None:
@@ -446,6 +471,41 @@ class Trainer:
                   flush=True)
 
     def run(self, on_epoch_end: EpochCallback | None = None) -> Path:
+        """The whole run: begin(); per batch train_step, update_ema, end_batch; per epoch
+        end_epoch; finish(). Notebook 02 writes the same loop out with the three
+        train_on_batch calls in place of train_step (the Keras engine's step). Releases the
+        run folder's lock at the end, whatever happens (finish() releases it too)."""
+        try:
+            self._run(on_epoch_end)
+        finally:
+            self.close()
+        return self.source.root
+
+    def _run(self, on_epoch_end: EpochCallback | None) -> None:
+        self.begin()
+        batches = self.batches()
+        while self.epoch <= self.cfg.epochs:  # a minutes budget sets epochs after the warm-up
+            of = "?" if minutes_pending(self.cfg) else self.cfg.epochs  # "?": the warm-up decides
+            bar = tqdm(total=self.steps_per_epoch, initial=self.batch,
+                       disable=not self.cfg.progress, desc=f"epoch {self.epoch}/{of}",
+                       leave=False, file=sys.stdout)
+            while self.batch < self.steps_per_epoch:
+                row = self.train_step(next(batches))
+                self.update_ema()
+                self.end_batch(row)
+                bar.update(1)
+                bar.set_postfix(d=f"{row['d_loss_real'] + row['d_loss_fake']:.3f}",
+                                g=f"{row['g_loss']:.3f}", refresh=False)
+            bar.close()
+            self.end_epoch(on_epoch_end)
+        self.finish()
+        if not self.is_chief:  # the scratch folder only existed for the collective saves
+            shutil.rmtree(self.paths.root, ignore_errors=True)
+
+    # ---- the loop's parts: run() calls them, and so does notebook 02's written-out loop -----
+    def begin(self) -> None:
+        """Before the first batch: resume from the newest checkpoint, or start a new run
+        (init_from, the epoch-0 grid); set up evaluation; write run_info.json."""
         cfg = self.cfg
         initialised = None
         if not self.restore_latest():
@@ -472,10 +532,18 @@ class Trainer:
             "resumed_from": self.resumed_from.name if self.resumed_from else None,
             **({"initialised_from": initialised} if initialised else {}),
             "n_images": len(self.images), "steps_per_epoch": self.steps_per_epoch})
-        writer = tf.summary.create_file_writer(str(self.paths.tensorboard)) \
+        self._writer = tf.summary.create_file_writer(str(self.paths.tensorboard)) \
             if cfg.tensorboard else None
-        last_save, last_plots = time.monotonic(), -math.inf
-        # one pipeline for every remaining epoch: it prefetches across epoch boundaries
+        self._last_save, self._last_plots = time.monotonic(), -math.inf
+        self._pace, self._paced = Pace(), False
+        self._batch_start, self._data_wait = time.perf_counter(), 0.0
+
+    def batches(self) -> Iterator[tf.Tensor]:
+        """The real batches still to train, float32 (B, S, S, C) in [-1, 1], from where the run
+        stands (epoch, batch) to its last epoch, as one prefetched pipeline across epochs.
+        Each epoch's order depends only on (seed, epoch), so a resumed run sees the same
+        batches as an uninterrupted one. Call after begin(); it times each wait for data."""
+        cfg = self.cfg
         dataset = run_dataset(self.images, cfg.batch_size, cfg.seed, self.epoch, cfg.epochs,
                               skip_batches=self.batch, drop_remainder=cfg.drop_remainder,
                               flip=cfg.flip,
@@ -484,70 +552,77 @@ class Trainer:
         if self.strategy is not None:
             dataset = distribute_dataset(self.strategy, dataset)
         data = iter(dataset)
-        pace, paced = Pace(), False
-        while self.epoch <= cfg.epochs:
-            of = "?" if minutes_pending(cfg) else cfg.epochs  # "?": the warm-up decides
-            bar = tqdm(total=self.steps_per_epoch, initial=self.batch, disable=not cfg.progress,
-                       desc=f"epoch {self.epoch}/{of}", leave=False, file=sys.stdout)
-            while self.batch < self.steps_per_epoch:
-                start = time.perf_counter()
+        while True:
+            start = time.perf_counter()
+            try:
                 real = next(data)
-                waited = time.perf_counter() - start
-                row = self.train_step(real)
-                if self.ema_generator is not None:
-                    self._ema_update(tf.constant(self.step))
-                row.update(epoch=self.epoch, batch=self.batch, data_wait_seconds=waited,
-                           seconds=time.perf_counter() - start)
-                self._check_finite(row)
-                self._pending_rows.append(row)
-                if writer is not None:
-                    tensorboard.write_scalars(writer, row, self.step)
-                self.batch += 1
-                self.step += 1
-                pace.step_done(self.step)
-                bar.update(1)
-                bar.set_postfix(d=f"{row['d_loss_real'] + row['d_loss_fake']:.3f}",
-                                g=f"{row['g_loss']:.3f}", refresh=False)
-                if cfg.samples_every_batches and self.batch % cfg.samples_every_batches == 0:
-                    self.save_grid(batch=self.batch)
-                if len(self._pending_rows) >= 200:
-                    self.flush_history()
-                runs.fault_point("after_batch")
-                minutes = cfg.checkpoint_every_minutes
-                if minutes and time.monotonic() - last_save > minutes * 60:
-                    self.save_checkpoint()
-                    last_save = time.monotonic()
-            bar.close()
-            self.epoch, self.batch = self.epoch + 1, 0
-            done = self.epoch - 1
-            grid = self.save_grid() \
-                if done % grid_every_epochs(cfg) == 0 or done == cfg.epochs else None
+            except StopIteration:
+                return
+            self._batch_start, self._data_wait = start, time.perf_counter() - start
+            yield real
+
+    def update_ema(self) -> None:
+        """After each step: move the EMA of G's weights towards G's (ema_decay; with a warm-up,
+        see _ema_step). Grids and generator.keras show the EMA. Nothing when ema_decay is 0."""
+        if self.ema_generator is not None:
+            self._ema_update(tf.constant(self.step))
+
+    def end_batch(self, row: dict[str, float]) -> None:
+        """After each step: `row` (the step's d_loss_real, d_loss_fake, g_loss, g_loss_l2, D(x),
+        D(G(z))) is checked (a NaN stops the run) and goes to history.csv with its position
+        and timing; the position advances; a grid every samples_every_batches and a checkpoint
+        every checkpoint_every_minutes."""
+        cfg = self.cfg
+        row.update(epoch=self.epoch, batch=self.batch, data_wait_seconds=self._data_wait,
+                   seconds=time.perf_counter() - self._batch_start)
+        self._check_finite(row)
+        self._pending_rows.append(row)
+        if self._writer is not None:
+            tensorboard.write_scalars(self._writer, row, self.step)
+        self.batch += 1
+        self.step += 1
+        self._pace.step_done(self.step)
+        if cfg.samples_every_batches and self.batch % cfg.samples_every_batches == 0:
+            self.save_grid(batch=self.batch)
+        if len(self._pending_rows) >= 200:
             self.flush_history()
-            if time.monotonic() - last_plots >= PLOTS_EVERY_SECONDS:  # finish() always plots
-                self.write_plots()
-                last_plots = time.monotonic()
-            if writer is not None:
-                tensorboard.write_images(writer, "samples", viz.to_uint8(self.samples())[:16],
-                                         self.step)
-            if cfg.eval_every_epochs and (self.epoch - 1) % cfg.eval_every_epochs == 0:
-                self.evaluate()  # before the checkpoint, so a resume never scores an epoch twice
-            if (self.epoch - 1) % max(1, cfg.checkpoint_every_epochs) == 0 \
-                    or self.epoch > cfg.epochs:
-                self.save_checkpoint()
-                last_save = time.monotonic()
-            if not paced and pace.ready(self.step):  # the warm-up is over: say how long
-                paced = True
-                self.after_warmup(pace)
-                cfg = self.cfg  # a minutes budget has just become steps
-            if cfg.progress:
-                recent = runs.read_history(self.paths.history)[-self.steps_per_epoch:]
-                print(_epoch_summary(self.epoch - 1, cfg.epochs, recent), flush=True)
-            if on_epoch_end is not None:
-                on_epoch_end(self.epoch - 1, grid)
-        self.finish()
-        if not self.is_chief:  # the scratch folder only existed for the collective saves
-            shutil.rmtree(self.paths.root, ignore_errors=True)
-        return self.source.root
+        runs.fault_point("after_batch")
+        minutes = cfg.checkpoint_every_minutes
+        if minutes and time.monotonic() - self._last_save > minutes * 60:
+            self.save_checkpoint()
+            self._last_save = time.monotonic()
+
+    def end_epoch(self, on_epoch_end: EpochCallback | None = None) -> Path | None:
+        """After an epoch's last batch: its sample grid (when due), history.csv, the loss plots
+        (at most every PLOTS_EVERY_SECONDS), an evaluation (eval_every_epochs), a checkpoint;
+        after the warm-up, the pace (a minutes budget becomes steps: self.cfg.epochs is set);
+        the epoch's summary line; then on_epoch_end(epoch, grid_png). Returns the grid's path,
+        or None after an epoch without a grid (samples_every_epochs)."""
+        self.epoch, self.batch = self.epoch + 1, 0
+        done, cfg = self.epoch - 1, self.cfg
+        grid = self.save_grid() \
+            if done % grid_every_epochs(cfg) == 0 or done == cfg.epochs else None
+        self.flush_history()
+        if time.monotonic() - self._last_plots >= PLOTS_EVERY_SECONDS:  # finish() always plots
+            self.write_plots()
+            self._last_plots = time.monotonic()
+        if self._writer is not None:
+            tensorboard.write_images(self._writer, "samples", viz.to_uint8(self.samples())[:16],
+                                     self.step)
+        if cfg.eval_every_epochs and done % cfg.eval_every_epochs == 0:
+            self.evaluate()  # before the checkpoint, so a resume never scores an epoch twice
+        if done % max(1, cfg.checkpoint_every_epochs) == 0 or self.epoch > cfg.epochs:
+            self.save_checkpoint()
+            self._last_save = time.monotonic()
+        if not self._paced and self._pace.ready(self.step):  # the warm-up is over: how long
+            self._paced = True
+            self.after_warmup(self._pace)  # a minutes budget becomes steps: a new self.cfg
+        if self.cfg.progress:
+            recent = runs.read_history(self.paths.history)[-self.steps_per_epoch:]
+            print(_epoch_summary(done, self.cfg.epochs, recent), flush=True)
+        if on_epoch_end is not None:
+            on_epoch_end(done, grid)
+        return grid
 
 
 def _set_length(trainer: Trainer, steps: int, seconds_per_step: float) -> None:
@@ -579,8 +654,22 @@ def _epoch_summary(epoch: int, epochs: int, rows: list[dict]) -> str:
             f"D(G(z)) {mean['D(G(z))']:.2f}{augment}  {rate:.1f} batches/s")
 
 
+def checkpoint_failure(paths: runs.RunPaths, step: int, err: Exception) -> str:
+    """The message for a checkpoint TensorFlow could not write (err: a tf.errors.OpError)."""
+    latest = runs.latest_checkpoint(paths)
+    kept = f"the previous checkpoint {latest.name} is intact" if latest else \
+        "no checkpoint was written yet"
+    text = first_line(err, 200)
+    full = isinstance(err, tf.errors.ResourceExhaustedError) or "No space left" in text
+    what = ("the disk (or the Drive quota) is full: free space" if full else
+            "check that the run folder is still there and writable")
+    return (f"could not write checkpoint {paths.checkpoint(step).name} in {paths.checkpoints} "
+            f"({type(err).__name__}: {text}); {kept}. {what[0].upper()}{what[1:]}, then rerun "
+            "the same command to resume")
+
+
 def train(cfg: RunConfig, run_dir: str | os.PathLike, images: np.ndarray | None = None,
-          on_epoch_end: EpochCallback | None = None) -> Path:
+          on_epoch_end: EpochCallback | None = None, force_unlock: bool | None = None) -> Path:
     """Train (or resume) a run in `run_dir`; returns the run folder.
 
     cfg: from config.resolve (or a preset); its last step, config.finish with the training
@@ -588,18 +677,28 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, images: np.ndarray | None 
     (N, S, S, C) training set; by default cfg.data is loaded.
     on_epoch_end(epoch, grid_png): called after each epoch (notebooks show the grid); grid_png
     is None after epochs without a grid (see samples_every_epochs).
+    force_unlock: take over the run folder's lock even if its holder may be alive (default:
+    $CARGAN_FORCE_UNLOCK); see runs.RunLock. The lock is held across divergence restarts.
     """
     images = images if images is not None else load_images_for(cfg)
     cfg = finish(cfg, len(images))
-    restarts = 0
-    while True:
-        try:
-            return Trainer(cfg, run_dir, images).run(on_epoch_end)
-        except TrainingDivergedError as err:
-            if cfg.on_divergence != "restart" or restarts >= MAX_DIVERGENCE_RESTARTS:
-                raise
-            restarts += 1
-            cfg = halve_learning_rates(cfg, runs.RunPaths(run_dir), restarts, err)
+    lock = None
+    if is_chief_process(cfg.strategy):
+        runs.RunPaths(run_dir).create()
+        lock = runs.RunLock(run_dir, force=force_unlock).acquire()
+    try:
+        restarts = 0
+        while True:
+            try:
+                return Trainer(cfg, run_dir, images).run(on_epoch_end)
+            except TrainingDivergedError as err:
+                if cfg.on_divergence != "restart" or restarts >= MAX_DIVERGENCE_RESTARTS:
+                    raise
+                restarts += 1
+                cfg = halve_learning_rates(cfg, runs.RunPaths(run_dir), restarts, err)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 MAX_DIVERGENCE_RESTARTS = 3

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A clean environment with only the package's wheel and Colab's versions runs notebooks 01-03 in
-# smoke mode, as Colab would after installing the wheel. Builds the wheel (pip wheel, into dist/),
+# smoke mode, as Colab would after installing the wheel. Then `evaluate --features photo` scores
+# that run with the photo judge the wheel carries (offline). Builds the wheel (pip wheel, into dist/),
 # installs it with --no-deps into .venv-colab (Python 3.13 + requirements-colab.txt, nothing
 # else) in place of the editable checkout, then runs the committed notebooks/01*, 02*, 03*
 # .ipynb with papermill from a temporary folder outside the repository, so `import cargan_tf`
@@ -47,3 +48,10 @@ test -f "$work/home/runs/wheel-smoke/generator.keras"
 grep -q "run folder: $work/home/runs/wheel-smoke" "$work/03_plots_and_gif.ipynb" \
   || { echo "wheel_smoke: 03 did not plot the run 02 trained" >&2; exit 1; }
 echo "wheel_smoke: notebooks 01-03 ran from the wheel in $(( $(date +%s) - start )) s"
+# the photo judge ships in the wheel: evaluate scores offline with it, no ../shared, no download
+"$py" -m cargan_tf evaluate "$work/home/runs/wheel-smoke" --features photo --n 40 \
+  --out "$work/metrics.json" >"$work/evaluate.log" 2>&1 \
+  || { tail -20 "$work/evaluate.log" >&2; echo "wheel_smoke: evaluate --features photo FAILED" >&2; exit 1; }
+grep -q '"features": "photo"' "$work/metrics.json" \
+  || { echo "wheel_smoke: evaluate did not use the photo judge" >&2; exit 1; }
+echo "wheel_smoke: evaluate --features photo ran from the wheel"

@@ -1,7 +1,8 @@
 """`sample` and `export` in a real subprocess: a bad argument, a read-only --out folder, a junk
-.keras file and a full disk each end in one `error:` line saying what to do, exit code 2, and
-no traceback. Read-only folders and the full disk are real: a read-only bind mount and a small
-tmpfs in a private mount namespace (as root, `unshare`), or a chmod'ed folder for other users."""
+.keras file and a full disk each end in one `error:` line saying what to do, no traceback, and
+exit code 2 for refused input or 1 when the machine failed the command (read-only, disk full).
+Read-only folders and the full disk are real: a read-only bind mount and a small tmpfs in a
+private mount namespace (as root, `unshare`), or a chmod'ed folder for other users."""
 
 from __future__ import annotations
 
@@ -27,11 +28,12 @@ def cli(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess
                           capture_output=True, text=True, timeout=300)
 
 
-def one_error_line(result: subprocess.CompletedProcess, *phrases: str) -> str:
-    """Exit code 2, no traceback, exactly one `error:` line holding each phrase."""
+def one_error_line(result: subprocess.CompletedProcess, *phrases: str, code: int = 2) -> str:
+    """Exit code `code` (cli.EXIT_BAD_INPUT, or EXIT_ENVIRONMENT for a read-only folder or a
+    full disk), no traceback, exactly one `error:` line holding each phrase."""
     assert "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert result.returncode == 2 and len(errors) == 1, (result.returncode, result.stderr)
+    assert result.returncode == code and len(errors) == 1, (result.returncode, result.stderr)
     for phrase in phrases:
         assert phrase in errors[0], errors[0]
     return errors[0]
@@ -86,7 +88,7 @@ def test_sample_into_a_read_only_folder(generator, read_only, out):
     folder, prefix = read_only
     extra = ("--grid",) if out.endswith(".png") else ()
     line = one_error_line(cli("sample", str(generator), "--n", "2", *extra, "--out",
-                              str(folder / out if "/" in out else folder), prefix=prefix))
+                              str(folder / out if "/" in out else folder), prefix=prefix), code=1)
     assert "Read-only file system" in line or "Permission denied" in line
     assert "--out" in line or "fix permissions" in line  # what to do
 
@@ -95,7 +97,7 @@ def test_export_into_a_read_only_folder(generator, read_only):
     folder, prefix = read_only
     for out in (folder, folder / "new"):
         line = one_error_line(cli("export", str(generator), "--out", str(out), prefix=prefix),
-                              "give a writable --out folder", "unchanged")
+                              "give a writable --out folder", "unchanged", code=1)
         assert "Read-only file system" in line or "Permission denied" in line
 
 
@@ -151,9 +153,9 @@ def test_export_onto_a_full_disk_leaves_the_previous_export(generator, tmp_path)
     result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
                              str(mount), f"{size_k}k", str(old), "true"], env=ENV,
                             capture_output=True, text=True, timeout=300)
-    assert "rc=2" in result.stderr, result.stderr[-3000:]
-    export_run = subprocess.CompletedProcess([], 2, "", result.stderr.replace("rc=2", ""))
-    line = one_error_line(export_run, "unchanged", "free space")
+    assert "rc=1" in result.stderr, result.stderr[-3000:]
+    export_run = subprocess.CompletedProcess([], 1, "", result.stderr.replace("rc=1", ""))
+    line = one_error_line(export_run, "unchanged", "free space", code=1)
     assert os.strerror(errno.ENOSPC) in line or "ResourceExhausted" in line, line
     after = json.loads(result.stdout.strip().splitlines()[-1])
     before = {str(p.relative_to(old)): hashlib.sha256(p.read_bytes()).hexdigest()

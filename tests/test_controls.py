@@ -119,7 +119,7 @@ def test_project_command_writes_photo_projection_and_edits(generator, tiny_run, 
     assert strip.shape[1] >= 5 * 128  # photo | projection | three edits
     assert viz.decode_png((out / "projection.png").read_bytes()).shape == (16, 16, 3)
     assert np.load(out / "latent.npy").shape == (16,)
-    assert "photo judge not used" in capsys.readouterr().out
+    assert "(photo judge used)" in capsys.readouterr().out  # the judge ships in the package
     assert cli.main(["project", str(tiny_run), "--image", str(photo), "--class", "suv",
                      "--steps", "1", "--out", str(out)]) == 2
     assert "not class-conditional" in capsys.readouterr().err

@@ -17,6 +17,8 @@ from cargan_tf.cli import main
 from cargan_tf.data.download import download, read_url_list
 from cargan_tf.errors import DataError
 
+from image_bombs import png_header_bomb
+
 
 def jpeg(seed: int) -> bytes:
     small = np.random.default_rng(seed).integers(0, 256, (4, 4, 3), dtype=np.uint8)
@@ -82,6 +84,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.send(200, jpeg(8)[:300])
             elif path == "/huge.jpg":
                 self.send(200, jpeg(9) + b"\0" * 60_000)
+            elif path == "/bomb.png":  # 20000x20000 declared in a few hundred bytes
+                self.send(200, png_header_bomb(20000, 20000), "image/png")
             else:
                 self.send(404, b"not found", "text/plain")
         finally:
@@ -152,6 +156,23 @@ def test_every_kind_of_failure_is_reported(server: Server, tmp_path: Path):
                                      "same_as_row": 2}]
     assert not list((tmp_path / "cars").rglob("*.part"))
     assert "5 images" in result.summary() and "1 http_error" in result.summary()
+
+
+def test_a_pixel_bomb_is_refused_before_decoding_and_reported(server: Server, tmp_path: Path,
+                                                              monkeypatch):
+    monkeypatch.delenv("CARGAN_MAX_MEGAPIXELS", raising=False)
+    listing = tmp_path / "list.csv"
+    listing.write_text(f"id,url\nbomb,{server.url('/bomb.png')}\nok,{server.url('/good/1.jpg')}\n")
+    result = download(listing, tmp_path / "cars", **FAST)
+    assert (result.fetched, result.failed) == (1, 1)
+    (failure,) = json.loads((tmp_path / "cars" / "download_report.json").read_text())["failures"]
+    assert failure["kind"] == "too_many_pixels" and failure["attempts"] == 1
+    assert failure["reason"].startswith("too many pixels: 20000x20000 PNG is 400 megapixels, "
+                                        "over the 25 MP limit")
+    assert "--max-megapixels 400" in failure["reason"]
+    assert not (tmp_path / "cars" / "bomb.png").exists()
+    again = download(listing, tmp_path / "cars", **FAST, max_megapixels=0.0001)  # 100 pixels
+    assert again.skipped == 1 and again.failed == 1  # the good one is kept, not re-checked
 
 
 def test_rerun_skips_what_is_already_there(server: Server, tmp_path: Path):

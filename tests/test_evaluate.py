@@ -246,6 +246,9 @@ def test_evaluate_command_writes_metrics_json_with_every_field(tiny_run, toycars
 
 def test_evaluate_on_user_data_without_extractors_falls_back_to_pixels(
         tiny_run, tmp_path, monkeypatch, no_inception_weights, capsys):
+    # user data is scored by the packaged photo judge (tests/test_judge.py); without its
+    # weights file (a broken install), the pixel features stand in and the note says why
+    monkeypatch.setattr(features, "PHOTO_MODEL", tmp_path / "missing.keras")
     folder = tmp_path / "my_cars"
     folder.mkdir()
     for i, image in enumerate(draw_toycars(40, 32, seed=3)[0]):
@@ -255,6 +258,7 @@ def test_evaluate_on_user_data_without_extractors_falls_back_to_pixels(
                                          out=tmp_path / "metrics.json")
     printed = capsys.readouterr().out
     assert "no domain extractor" in printed and "no InceptionV3 weights" in printed
+    assert "photo judge's weights are missing" in printed
     assert result["features"] == "pixels" and result["features_requested"] == "domain"
     assert "no domain extractor" in result["features_note"]
     assert result["coverage"] is None  # no classifier for user data

@@ -340,6 +340,23 @@ def test_setup_home(monkeypatch, tmp_path):
     assert nb.flush_and_unmount_drive(home) is False  # not Colab: nothing to do
 
 
+def test_setup_is_the_shared_setup_cell_in_one_call(monkeypatch, tmp_path):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.delenv("CARGAN_CACHE_DIR", raising=False)
+    home = nb.setup(tmp_path / "h", smoke=True)
+    assert home == (tmp_path / "h").resolve() and (home / "data" / "prepared").is_dir()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    assert os.environ["CARGAN_CACHE_DIR"] == str(home / "data" / "prepared")
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")  # what the user set is kept
+    monkeypatch.setenv("CARGAN_CACHE_DIR", str(tmp_path / "mine"))
+    nb.setup(tmp_path / "h2")
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+    assert os.environ["CARGAN_CACHE_DIR"] == str(tmp_path / "mine")
+    setup_cell = next(c.source for c in _code_cells(_read(NOTEBOOKS[0])) if "nb.setup(" in c.source)
+    assert len([line for line in setup_cell.splitlines() if line.strip()]) == 2
+
+
 def test_dataset_stats_match_numpy():
     import numpy as np
 
@@ -420,9 +437,26 @@ def test_live_image_prints_outside_ipython(tmp_path, capsys):
     live = nb.LiveImage(width=100)
     live.show(tmp_path / "a.png", caption="after epoch 1")
     assert capsys.readouterr().out.strip() == f"after epoch 1: {tmp_path / 'a.png'}"
+    live(3, tmp_path / "b.png")  # as training's on_epoch_end(epoch, grid_png)
+    assert capsys.readouterr().out.strip() == f"after epoch 3: {tmp_path / 'b.png'}"
+    live(4, None)  # an epoch without a grid: nothing changes
+    assert capsys.readouterr().out == ""
 
 
 # ---- executing every notebook ------------------------------------------------------------------
+
+def _cell_texts(notebook: nbformat.NotebookNode, marker: str = "") -> list[str]:
+    """The text of every output (stream, text/plain, text/html) of the code cells whose source
+    contains `marker` (all code cells when empty), one string per cell."""
+    texts = []
+    for cell in _code_cells(notebook):
+        if marker in cell.source:
+            parts = [o.get("text", "") for o in cell.outputs]
+            parts += [o.get("data", {}).get(kind, "") for o in cell.outputs
+                      for kind in ("text/plain", "text/html")]
+            texts.append("".join(p if isinstance(p, str) else "".join(p) for p in parts))
+    return texts
+
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_notebook_runs_under_papermill_in_smoke_mode(path, tmp_path, monkeypatch):
@@ -442,6 +476,19 @@ def test_notebook_runs_under_papermill_in_smoke_mode(path, tmp_path, monkeypatch
     if executed.metadata.get("accelerator") == "GPU":  # a training notebook says what trains
         printed = "".join(o.get("text", "") for c in _code_cells(executed) for o in c.outputs)
         assert "training on: CPU" in printed  # no GPU here
+    if path.stem == "02_train_dcgan":  # the design card, shown: builders, frozen D, loss, loop
+        shown = _cell_texts(executed)
+        summaries = "".join(t for t in shown if "Total params" in t)
+        assert summaries.count("Total params") >= 2  # G.summary() and D.summary()
+        assert '"generator"' in summaries and '"discriminator"' in summaries
+        assert any("frozen D: after gan.train_on_batch, D bit-identical: True; G changed: True"
+                   in t for t in shown)
+        assert any("after D's own train_on_batch (on fakes, target 0): D changed: True" in t
+                   for t in shown)
+        assert any("(this run's loss)" in t and "BCE" in t for t in shown)
+        loop = _cell_texts(executed, "trainer.end_epoch")
+        assert any("trained to epoch 2, step 8" in t for t in loop)
+        assert any("after epoch 2" in t and "<img" in t for t in loop)
     listing = home / nb.OUTPUTS_FOLDER / f"{path.stem}.json"
     assert listing.exists(), f"{path.name} did not record its outputs (nb.record_outputs)"
     record = json.loads(listing.read_text())
@@ -501,7 +548,7 @@ def test_train_notebook_honours_what_the_user_set_even_in_smoke_mode(tmp_path, m
     assert (config["channels"], config["epochs"], config["batch_size"]) == (1, 3, 8)
     assert config["precision"] == "mixed_float16"
     assert config["image_size"] == 16  # what smoke chose, as nothing else was asked
-    train_cell = next(c for c in _code_cells(_read(out)) if "grid.show(" in c.source)
+    train_cell = next(c for c in _code_cells(_read(out)) if "nb.LiveImage(" in c.source)
     pictures = [o for o in train_cell.outputs if "text/html" in o.get("data", {})]
     assert len(pictures) == 1 and "after epoch 3" in pictures[0]["data"]["text/html"]
 

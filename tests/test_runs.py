@@ -1,6 +1,7 @@
 """Run-folder plumbing without TensorFlow: atomic writes, history repair, checkpoint staging."""
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -94,7 +95,9 @@ def test_stale_temp_files_are_removed_but_real_files_kept(tmp_path):
     paths = runs.RunPaths(tmp_path)
     paths.create()
     (tmp_path / ".config.json.abc123.tmp").write_text("half")
-    (tmp_path / ".generator.42.tmp.keras").write_bytes(b"half")
+    writer = subprocess.Popen([sys.executable, "-c", "pass"])
+    writer.wait()  # a killed writer's pid: no longer running (a live one's file is kept)
+    (tmp_path / f".generator.{writer.pid}.tmp.keras").write_bytes(b"half")
     (paths.samples / ".epoch_0001.png.x.tmp").write_bytes(b"half")
     (tmp_path / "config.json").write_text("{}")
     removed = runs.remove_stale_temp_files(paths)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cargan_tf.commands.prepare import add_limit_options
 from cargan_tf.data.download import download
 
 
@@ -36,6 +37,7 @@ def register(subparsers) -> None:
                    help="first wait before a retry in seconds, doubled each time (default: 1)")
     p.add_argument("--max-mb", type=float, default=20.0,
                    help="refuse files larger than this many MiB (default: 20)")
+    add_limit_options(p, byte_limit=False)
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     p.set_defaults(func=run)
 
@@ -45,6 +47,7 @@ def run(args) -> int:
         args.list_csv, args.dst, url_column=args.url_column, workers=args.workers,
         retries=args.retries, timeout=args.timeout, backoff=args.backoff,
         max_bytes=int(args.max_mb * 2**20), progress=not args.no_progress,
+        max_megapixels=args.max_megapixels,
     )
     print(result.summary())
     print(f"report: {result.report_path}")

@@ -1,5 +1,5 @@
 """`python -m cargan_tf evaluate`: score a generator (FID, KID, precision/recall, diversity,
-coverage) against real images and write metrics.json."""
+coverage, memorisation) against real images and write metrics.json."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cargan_tf.errors import CarganError
 
-FEATURE_CHOICES = ("domain", "inception", "pixels", "toycars", "fashion_mnist")
+FEATURE_CHOICES = ("domain", "photo", "inception", "pixels", "toycars", "fashion_mnist")
 
 
 def register(subparsers) -> None:
@@ -17,9 +17,12 @@ def register(subparsers) -> None:
         "evaluate", help="score a generator's samples against real images into metrics.json",
         description="Score N samples of a run's generator against N real images: FID, KID "
                     "(± std), precision/recall, a diversity ratio and class coverage, written to "
-                    "metrics.json in the run folder. Numbers compare runs only at the same --n "
-                    "with the same features (metrics.json records the features' hash). The "
-                    "domain extractors (toycars, fashion_mnist) are trained once on first use "
+                    "metrics.json in the run folder, and a memorisation check (are samples "
+                    "closer to training images than new images are?) with a picture of the "
+                    "closest pairs. Numbers compare runs only at the same --n "
+                    "with the same features (metrics.json records the features' hash). Photos "
+                    "are judged by the packaged photo judge (offline); the domain extractors "
+                    "(toycars, fashion_mnist) are trained once on first use "
                     "and cached in $CARGAN_CACHE/extractors (default ~/.cache/cargan_tf). "
                     "Inception uses Keras' ImageNet weights, not the reference TF-FID network: "
                     "its numbers compare runs, not papers.",
@@ -27,9 +30,11 @@ def register(subparsers) -> None:
     p.add_argument("generator", metavar="RUN_OR_GENERATOR",
                    help="a run folder or a generator .keras file")
     p.add_argument("--features", default="domain", choices=FEATURE_CHOICES,
-                   help="domain: the data's own small CNN (toycars, fashion_mnist); inception: "
-                        "InceptionV3 from a local weights file; pixels: 16x16 thumbnails (no "
-                        "weights; the fallback when nothing else is available)")
+                   help="domain: the data's own judge (the toycars or fashion_mnist CNN; for "
+                        "photos and other image folders the packaged photo judge); photo: that "
+                        "judge by name; inception: InceptionV3 from a local weights file; "
+                        "pixels: 16x16 thumbnails (no weights; the fallback when nothing else "
+                        "is available)")
     p.add_argument("--n", type=int, default=5000,
                    help="samples and real images to score (5000 for numbers to compare)")
     p.add_argument("--data", default=None,
@@ -46,6 +51,12 @@ def register(subparsers) -> None:
                         "then Keras' cache ~/.keras/models)")
     p.add_argument("--allow-download", action="store_true",
                    help="download the Inception weights (about 84 MB) if no local copy exists")
+    p.add_argument("--held-out", default=None, metavar="FOLDER",
+                   help="real images of the same kind the run never trained on, for the "
+                        "memorisation check (default: toycars' held-out draw; for other data "
+                        "each training image's nearest other training image stands in)")
+    p.add_argument("--no-memorisation", action="store_true",
+                   help="skip the memorisation check (it embeds the whole training set)")
     p.add_argument("--out", default=None,
                    help="where to write the JSON (default: RUN/metrics.json)")
     p.set_defaults(func=run)
@@ -84,10 +95,14 @@ def run(args) -> int:
         read_baseline(args.baseline)
     if args.out:
         check_writable(Path(args.out))
+    if args.held_out and not Path(args.held_out).is_dir():
+        raise CarganError(f"--held-out {args.held_out}: no such folder (give a folder of real "
+                          "images the run did not train on)")
 
     result, path = evaluate_run(
         args.generator, features=args.features, n=args.n, data=args.data, floor=args.floor,
-        weights=args.inception_weights, allow_download=args.allow_download, out=args.out)
+        weights=args.inception_weights, allow_download=args.allow_download, out=args.out,
+        memorisation=not args.no_memorisation, held_out=args.held_out)
     lines = summary_lines(result)
     if args.baseline:
         lines += baseline_lines(result, args.baseline)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from cargan_tf.data.decode import FITS
+from cargan_tf.data.decode import (
+    DEFAULT_MAX_FILE_MB,
+    DEFAULT_MAX_MEGAPIXELS,
+    FITS,
+    MAX_FILE_MB_ENV,
+    MAX_MEGAPIXELS_ENV,
+)
 from cargan_tf.data.prepare import prepare
 from cargan_tf.errors import CarganError
 
@@ -38,8 +44,21 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="images decoded at once, in threads (default: 4 per CPU core, at "
                    "most 16; more helps on slow network folders such as Drive)")
+    add_limit_options(p)
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     p.set_defaults(func=run)
+
+
+def add_limit_options(p, byte_limit: bool = True) -> None:
+    """--max-megapixels (and --max-file-mb): the image guard's limits (prepare, download)."""
+    p.add_argument("--max-megapixels", type=float, default=None,
+                   help="refuse an image whose header declares more pixels than this, before "
+                   f"decoding it (default: ${MAX_MEGAPIXELS_ENV}, else {DEFAULT_MAX_MEGAPIXELS:g}; "
+                   "a refused file is listed in the report with its size)")
+    if byte_limit:
+        p.add_argument("--max-file-mb", type=float, default=None,
+                       help="refuse an image file larger than this many MiB without reading it "
+                       f"(default: ${MAX_FILE_MB_ENV}, else {DEFAULT_MAX_FILE_MB:g})")
 
 
 def run(args) -> int:
@@ -50,7 +69,8 @@ def run(args) -> int:
               "(16, 32, 64, 128)", flush=True)
 
     result = prepare(args.src, args.dst, size=args.size, channels=args.channels, fit=args.fit,
-                     workers=args.workers, progress=not args.no_progress)
+                     workers=args.workers, progress=not args.no_progress,
+                     max_megapixels=args.max_megapixels, max_file_mb=args.max_file_mb)
     print(result.summary())
     print(f"report: {result.report_path}")
     return 0

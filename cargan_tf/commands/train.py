@@ -55,6 +55,11 @@ def register(subparsers) -> None:
     p.add_argument("--smoke", action="store_true",
                    help="tiny sizes that finish in seconds, through the same code path")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--force-unlock", action="store_true",
+                   help="take over the run folder's train.lock even if the process holding "
+                        "it may still be alive (another machine's lock is otherwise respected "
+                        "until it is 10 minutes old, a dead process's is taken over anyway); "
+                        "only when you are sure no other trainer uses this folder")
     p.set_defaults(func=run)
 
 
@@ -79,7 +84,7 @@ def run(args) -> int:
         raise ConfigError("--epochs must be a non-negative integer")
     print(f"training {cfg.preset} on {cfg.data} ({cfg.image_size}x{cfg.image_size}x"
           f"{cfg.channels}, {describe_length(cfg)}) into {run_dir}", flush=True)
-    out = train(cfg, run_dir)
+    out = train(cfg, run_dir, force_unlock=args.force_unlock or None)
     print(f"\nrun folder: {out.resolve()}\n  samples/ (the epochs' grids), plots/losses.png, "
           f"plots/d_outputs.png, real_vs_fake.png, evolution.gif, generator.keras", flush=True)
     return 0

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from cargan_tf.data.decode import IMAGE_EXTENSIONS, check_image_bytes
+from cargan_tf.data.decode import IMAGE_EXTENSIONS, ImageLimits, image_bytes_problem
 from cargan_tf.errors import DataError
 from cargan_tf.progress import progress_bar as tqdm
 
@@ -244,7 +244,7 @@ def _key(item: DownloadItem) -> str:
 
 
 def _fetch(item: DownloadItem, dst: Path, *, timeout: float, retries: int, backoff: float,
-           max_bytes: int) -> dict[str, Any]:
+           max_bytes: int, limits: ImageLimits) -> dict[str, Any]:
     """Fetch one item into dst; returns a report entry with "status" fetched or failed."""
     folder = dst / item.label if item.label else dst
     base = {"row": item.row, "id": item.id, "url": item.url}
@@ -257,9 +257,9 @@ def _fetch(item: DownloadItem, dst: Path, *, timeout: float, retries: int, backo
         attempts += 1
         try:
             data = _get(item.url, timeout, max_bytes)
-            problem = check_image_bytes(data)
+            problem = image_bytes_problem(data, limits)  # the guard: pixels before decoding
             if problem is not None:
-                raise _Failure("not_an_image", problem, retry=False)
+                raise _Failure(*problem, retry=False)
             break
         except _Failure as failure:
             if not failure.retry or attempts > retries:
@@ -295,6 +295,7 @@ def download(
     max_bytes: int = 20 * 2**20,
     backoff: float = 1.0,
     progress: bool = True,
+    max_megapixels: float | None = None,
 ) -> DownloadResult:
     """Fetch every URL in `list_csv` into `dst` (DST/ID.ext, or DST/LABEL/ID.ext).
 
@@ -302,12 +303,15 @@ def download(
     error or HTTP 408/429/5xx (never after 404 and other 4xx, a non-image or a too-large
     file), waiting backoff * 2**k seconds (or the server's Retry-After). timeout: seconds to
     wait on the server at each step. max_bytes: larger files are refused. Files already in
-    dst are skipped, so an interrupted run resumes. Each body must decode as an image.
+    dst are skipped, so an interrupted run resumes. Each body must decode as an image, and
+    its header may declare at most max_megapixels (default $CARGAN_MAX_MEGAPIXELS, else 25)
+    pixels: a larger one is a "too_many_pixels" failure, never decoded.
     Writes DST/download_report.json with every failure and returns the counts.
     """
     start = time.perf_counter()
     if workers < 1 or retries < 0 or timeout <= 0 or max_bytes < 1:
         raise DataError("workers >= 1, retries >= 0, timeout > 0 and max_bytes >= 1 are needed")
+    limits = ImageLimits.resolve(max_megapixels, max_file_mb=max_bytes / 2**20)
     dst = Path(dst).expanduser()
     if dst.exists() and not dst.is_dir():
         raise DataError(f"destination {dst} is a file; pass a folder")
@@ -330,7 +334,7 @@ def download(
     options = dict(timeout=timeout, retries=retries, backoff=backoff, max_bytes=max_bytes)
     bar = tqdm(total=len(todo), desc="download", unit="file", disable=not progress)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_fetch, item, dst, **options) for item in todo]
+        futures = [pool.submit(_fetch, item, dst, **options, limits=limits) for item in todo]
         try:
             for future in as_completed(futures):
                 entries.append(future.result())
@@ -357,7 +361,8 @@ def download(
         "list": str(Path(list_csv).resolve()),
         "dst": str(dst.resolve()),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "options": {**options, "workers": workers},
+        "options": {**options, "workers": workers,
+                    "max_megapixels": limits.max_pixels / 1e6},
         "counts": {"rows": len(items), "fetched": result.fetched, "skipped": result.skipped,
                    "failed": result.failed, "duplicates": result.duplicates},
         "failures": failures,

@@ -33,7 +33,14 @@ from cargan_tf.data.cache import (
     read_manifest,
     recover,
 )
-from cargan_tf.data.decode import FITS, IMAGE_EXTENSIONS, decode_file, process_file, read_bytes
+from cargan_tf.data.decode import (
+    FITS,
+    IMAGE_EXTENSIONS,
+    ImageLimits,
+    decode_file,
+    process_file,
+    read_bytes,
+)
 from cargan_tf.errors import DataError
 from cargan_tf.progress import progress_bar as tqdm
 
@@ -73,13 +80,16 @@ class PrepareResult:
     seconds: float
     manifest_path: Path
     report_path: Path
+    refused: int = 0  # of the skipped: refused by the guard (file type, bytes, pixels)
 
     def summary(self) -> str:
         _, size, _, channels = self.shape
         what = f"{self.count} images {size}x{size}x{channels} ({self.fit})"
+        refused = f" ({self.refused} refused by the size limits or as not regular files)" \
+            if self.refused else ""
         problems = (
-            f"{self.skipped} skipped, {self.duplicates} duplicates, {self.upscaled} upscaled, "
-            f"{self.ignored} non-image files ignored"
+            f"{self.skipped} skipped{refused}, {self.duplicates} duplicates, "
+            f"{self.upscaled} upscaled, {self.ignored} non-image files ignored"
         )
         if self.up_to_date:
             return (
@@ -159,7 +169,8 @@ def _boxes_digest(boxes: Mapping[str, tuple[int, int, int, int]] | None) -> str 
 
 
 def _decode_many(tasks: list[tuple], workers: int, progress: bool) -> Iterator[dict[str, Any]]:
-    """Decode tasks (rel, path, size, channels, fit, box), yielding results in task order:
+    """Decode tasks (rel, path, size, channels, fit, box, limits), yielding results in task
+    order:
     `workers` reading threads fetch bytes ahead, one decoding thread per core decodes them.
 
     Threads, not processes: OpenCV and NumPy release the GIL while they decode, resize and
@@ -182,9 +193,9 @@ def _decode_many(tasks: list[tuple], workers: int, progress: bool) -> Iterator[d
                                       thread_name_prefix="prepare-decode")
 
         def read_then_decode(task: tuple) -> Future | dict[str, Any]:
-            data = read_bytes(task[1])
-            if isinstance(data, str):
-                return {"error": data}
+            data = read_bytes(task[1], task[-1])  # the guard: type, bytes, then pixels
+            if isinstance(data, dict):
+                return data
             return decoders.submit(decode_file, data, *task[2:])
 
         def finish(rel: str, read: Future) -> dict[str, Any]:
@@ -261,6 +272,8 @@ def prepare(
     progress: bool = True,
     *,
     boxes: Mapping[str, tuple[int, int, int, int]] | None = None,
+    max_megapixels: float | None = None,
+    max_file_mb: float | None = None,
 ) -> PrepareResult:
     """Prepare every image under `src` into the cache folder `dst`.
 
@@ -275,10 +288,16 @@ def prepare(
     workers: files read at once, in threads (default: 4 per core, at most 16); decoding uses
         one thread per core (at most `workers`).
     progress: show a tqdm bar while decoding. Returns counts; `result.summary()` says them.
+    max_megapixels, max_file_mb: the guard's limits per file (default $CARGAN_MAX_MEGAPIXELS /
+        $CARGAN_MAX_IMAGE_MB, else 25 MP and 64 MB): a file over either, or one that is not a
+        regular file (a FIFO, a device), is skipped unread or undecoded, with the limit, the
+        numbers and how to raise it in the report. A file refused by a limit is tried again
+        when a later prepare raises the limit past it.
     Raises DataError for a missing/empty source, no decodable image, or an unsafe `dst`.
     """
     start = time.perf_counter()
     _validate_options(size, channels, fit)
+    limits = ImageLimits.resolve(max_megapixels, max_file_mb)
     src, dst = Path(src).expanduser(), Path(dst).expanduser()
     if not src.exists():
         raise DataError(f"source folder {src} does not exist (on Colab, mount Drive first)")
@@ -310,9 +329,11 @@ def prepare(
     current = {f.rel for f in files}
     deleted = sorted(rel for rel in old_entries if rel not in current)
     n_unchanged = len(unchanged)
+    # files an earlier prepare refused by a limit that this one's limits allow: tried again
+    retry = {rel for rel, e in unchanged.items() if _limits_now_allow(e, limits)}
     if full_reason:
         unchanged = {}  # nothing from the old cache is reused
-    elif not added and not changed and not deleted:
+    elif not added and not changed and not deleted and not retry:
         return _up_to_date_result(src, dst, old, start)
 
     # A duplicate keeps no pixels of its own: decode it again if no unchanged image has them.
@@ -320,7 +341,7 @@ def prepare(
     to_decode = {f.rel for f in files if f.rel not in unchanged} | {
         rel for rel, e in unchanged.items()
         if e["status"] == "duplicate" and e["hash"] not in reusable
-    }
+    } | retry
     decoded: dict[str, dict[str, Any]] = {}
     tasks = []
     for f in files:
@@ -331,7 +352,7 @@ def prepare(
             decoded[f.rel] = {"error": "no bounding box for this file in the annotations"}
             continue
         box = tuple(boxes[f.rel]) if boxes is not None else None
-        tasks.append((f.rel, f.path, size, channels, fit, box))
+        tasks.append((f.rel, f.path, size, channels, fit, box, limits))
     for result in _decode_many(tasks, workers, progress):
         decoded[result["rel"]] = result
 
@@ -369,7 +390,8 @@ def prepare(
         "decoded": [task[0] for task in tasks],
         "reused": reused,
     }
-    manifest = _build_manifest(src, options, sources, ignored, changes, len(rows), size, channels)
+    manifest = _build_manifest(src, options, sources, ignored, changes, len(rows), size, channels,
+                               limits)
     report = _build_report(src, dst, manifest, sources, ignored)
     result = PrepareResult(
         src=src, dst=dst, count=len(rows), shape=(len(rows), size, size, channels), fit=fit,
@@ -378,6 +400,7 @@ def prepare(
         duplicates=manifest["counts"]["duplicates"], upscaled=manifest["counts"]["upscaled"],
         ignored=len(ignored), full_reprepare=full_reason, up_to_date=False, seconds=0.0,
         manifest_path=dst / MANIFEST_NAME, report_path=dst / REPORT_NAME,
+        refused=manifest["counts"]["refused"],
     )
     commit(dst, manifest, report, gather, len(rows), size * size * channels)
     result.seconds = time.perf_counter() - start
@@ -400,14 +423,16 @@ def _assemble(
         if f.rel in decoded:
             result = decoded[f.rel]
             if "error" in result:
-                sources.append({**entry, "status": "skipped", "reason": result["error"]})
+                sources.append({**entry, "status": "skipped", "reason": result["error"],
+                                **({"refused": result["refused"]} if "refused" in result else {})})
                 continue
             row = result["pixels"]
             info = {k: result[k] for k in ("width", "height", "hash", "notes")}
         else:
             prev = unchanged[f.rel]
             if prev["status"] == "skipped":  # an unchanged bad file keeps its verdict, no decode
-                sources.append({**entry, "status": "skipped", "reason": prev["reason"]})
+                sources.append({**entry, "status": "skipped", "reason": prev["reason"],
+                                **({"refused": prev["refused"]} if "refused" in prev else {})})
                 continue
             row = prev.get("index")  # None for an old duplicate; its owner has the pixels
             info = {k: prev[k] for k in ("width", "height", "hash", "notes")}
@@ -421,9 +446,18 @@ def _assemble(
     return sources, rows
 
 
+def _limits_now_allow(entry: Mapping, limits: ImageLimits) -> bool:
+    """True for a manifest entry refused by a byte or pixel limit that `limits` would pass."""
+    refused = entry.get("refused") if entry.get("status") == "skipped" else None
+    if not refused or refused.get("value") is None:
+        return False
+    maximum = {"pixels": limits.max_pixels, "bytes": limits.max_bytes}.get(refused["limit"])
+    return maximum is not None and refused["value"] <= maximum
+
+
 def _build_manifest(
     src: Path, options: dict, sources: list[dict], ignored: list[dict], changes: dict,
-    count: int, size: int, channels: int,
+    count: int, size: int, channels: int, limits: ImageLimits,
 ) -> dict:
     status = Counter(s["status"] for s in sources)
     upscaled = sum(1 for s in sources if s["status"] == "kept"
@@ -439,10 +473,12 @@ def _build_manifest(
         "dtype": "uint8",
         "color": "RGB" if channels == 3 else "grayscale",
         "duplicates_rule": DUPLICATE_RULE,
+        "limits": limits.as_dict(),
         "shards": [],  # filled by cache.commit
         "counts": {
             "images": count, "files": len(sources), "skipped": status["skipped"],
             "duplicates": status["duplicate"], "upscaled": upscaled, "ignored": len(ignored),
+            "refused": sum(1 for s in sources if "refused" in s),
         },
         "changes": changes,
         "sources": sources,
@@ -457,8 +493,10 @@ def _build_report(
         "dst": str(dst.resolve()),
         "written": manifest["written"],
         "options": manifest["options"],
+        "limits": manifest["limits"],
         "counts": manifest["counts"],
-        "skipped": [{"path": s["path"], "reason": s["reason"]}
+        "skipped": [{"path": s["path"], "reason": s["reason"],
+                     **({"refused": s["refused"]} if "refused" in s else {})}
                     for s in sources if s["status"] == "skipped"],
         "duplicates": [{"path": s["path"], "duplicate_of": s["duplicate_of"]}
                        for s in sources if s["status"] == "duplicate"],
@@ -478,4 +516,5 @@ def _up_to_date_result(src: Path, dst: Path, old: dict, start: float) -> Prepare
         ignored=counts["ignored"], full_reprepare=None, up_to_date=True,
         seconds=time.perf_counter() - start,
         manifest_path=dst / MANIFEST_NAME, report_path=dst / REPORT_NAME,
+        refused=counts.get("refused", 0),
     )

@@ -62,17 +62,8 @@ from cargan_tf.train import train
 
 run_dir = home / "runs" / run_name
 paths = runs.RunPaths(run_dir)
-
-
-grid = nb.LiveImage(width=280)  # one picture, replaced after each epoch
-
-
-def show_grid(epoch, grid_png):
-    if grid_png is not None:  # long runs keep a grid every few epochs (samples_every_epochs)
-        grid.show(grid_png, caption=f"after epoch {epoch}")
-
-
-run_dir = train(cfg, run_dir, images=images, on_epoch_end=show_grid)
+# the sample grid after each epoch: one picture, replaced each time
+run_dir = train(cfg, run_dir, images=images, on_epoch_end=nb.LiveImage(width=280))
 
 # %% [markdown]
 # ## 5. Results

@@ -68,21 +68,17 @@ if "google.colab" in sys.modules and (REINSTALL or importlib.util.find_spec("car
 # %% [markdown] part="setup"
 # ## 2. Home folder
 #
-# `setup_home` picks the home folder and creates `data/raw`, `data/prepared`, `runs` and `exports`
+# `nb.setup` picks the home folder and creates `data/raw`, `data/prepared`, `runs` and `exports`
 # in it (drive_layout.md in the repository describes them). In Colab it mounts Google Drive first,
 # but only in an interactive session where `/content/drive/MyDrive` is not there yet: a papermill
 # kernel has no front end to authorise Drive, and uses the mount of the session that started it.
-# Later cells use only `home` and the imports of this cell.
+# It also quiets TensorFlow's start-up messages and has image folders given to training prepared
+# once, into `home/data/prepared`. Later cells use only `home` and the `nb` import of this cell.
 
 # %% part="setup"
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # fewer TensorFlow start-up messages
 from cargan_tf import notebook as nb
 
-home = nb.setup_home(home, smoke)
-# an image folder given as `data` to training is prepared once, into home/data/prepared
-os.environ.setdefault("CARGAN_CACHE_DIR", str(home / "data" / "prepared"))
+home = nb.setup(home, smoke)  # the home folder (on Drive in Colab), with its subfolders
 
 # %% [markdown] part="gpu"
 # ## Which device trains: GPU, TPU or CPU
