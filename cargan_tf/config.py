@@ -95,6 +95,11 @@ class RunConfig:
     drop_remainder: bool = True           # fixed batch shape: no retrace, frozen-D stays sound
     seed: int = 0                         # seeds weights, latents, label noise and shuffling
     precision: str = "float32"            # float32 | mixed_bfloat16 (CPU/TPU) | mixed_float16 (GPU)
+    conditional: bool = False             # class-conditional GAN (conditional.py): the classes
+                                          # are toycars' body types or a data folder's
+                                          # sub-folders (classes.json); G gets z + the class's
+                                          # one-hot, D is a projection discriminator; fused
+                                          # engine, one device
 
     # --- schedule: may change when a run is resumed -------------------------------------------
     epochs: int = 25                      # total epochs (resume: train up to this many)
@@ -243,6 +248,13 @@ class RunConfig:
                                   "replicas")
         if self.strategy != "default" and not self.drop_remainder:
             raise bad("strategy", "distributed steps need equal batches: keep drop_remainder=true")
+        if self.conditional and self.engine != "fused":
+            raise bad("conditional", "the class-conditional GAN trains in the fused engine "
+                                     "(D reads each batch's classes beside its images): add "
+                                     "--set engine=fused (quick32 and small32 have it)")
+        if self.conditional and self.strategy != "default":
+            raise bad("conditional", "class-conditional runs train on one device: drop "
+                                     "--strategy / strategy=")
         if self.jit_compile not in ("auto", "on", "off"):
             raise bad("jit_compile", "use auto, on or off")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -305,7 +317,7 @@ IDENTITY_KEYS: tuple[str, ...] = (
     "loss", "l2_alpha", "mode_seeking", "label_noise", "real_label_range",
     "fake_label_range", "g_noise_multiplier", "frozen_d_batchnorm", "schedule", "fake_batch_mode",
     "ema_decay",
-    "flip", "batch_size", "drop_remainder", "seed", "precision",
+    "flip", "batch_size", "drop_remainder", "seed", "precision", "conditional",
 )
 SCHEDULE_KEYS: tuple[str, ...] = tuple(
     f.name for f in fields(RunConfig) if f.name not in IDENTITY_KEYS

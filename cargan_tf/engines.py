@@ -35,14 +35,19 @@ from cargan_tf.gan import StackedGAN, set_trainable, train_step_keras
 from cargan_tf.losses import d_loss, d_probability, g_loss, l2_penalty, mode_seeking_penalty
 
 
-def step_inputs(cfg: RunConfig, step: int, n: int) -> dict[str, np.ndarray]:
+def step_inputs(cfg: RunConfig, step: int, n: int, n_classes: int = 0) -> dict[str, np.ndarray]:
     """Noise and labels of global step `step` for a real batch of n: the same for both engines.
 
     z_fake (n, latent) feeds the fake batch for D; z_gen (n * g_noise_multiplier, latent) the
     G step; y_real / y_fake (n, 1) are D's (noisy) targets; aug_keys int64 (3, 2) seed
     DiffAugment of the real batch, the fake batch and the G step (used by the fused engine).
+    n_classes > 0 (a conditional run): each z row gets a uniformly drawn class's one-hot
+    appended, (latent + n_classes), which G reads and D is shown beside the fake.
     """
     z_all = latents.step_noise(cfg.seed, step, n * (1 + cfg.g_noise_multiplier), cfg.latent_dim)
+    if n_classes:
+        classes = latents.step_classes(cfg.seed, step, len(z_all), n_classes)
+        z_all = np.concatenate([z_all, latents.one_hot(classes, n_classes)], axis=1)
     if cfg.label_noise:
         y_real = latents.step_labels(cfg.seed, step, 0, n, *cfg.real_label_range)
         y_fake = latents.step_labels(cfg.seed, step, 1, n, *cfg.fake_label_range)
@@ -82,6 +87,9 @@ class FusedEngine:
         if schedule not in ("classic", "joint"):
             raise ValueError(f"schedule must be classic or joint, got {schedule!r}")
         self.sg, self.cfg, self.schedule = sg, cfg, schedule
+        # a projection discriminator (conditional.py) reads the classes beside the images:
+        # the real batch arrives as (images, one-hot), a fake's class is the end of its z
+        self.conditional = len(sg.discriminator.inputs) > 1
         self.loss = cfg.loss
         self.policy = parse_policy(cfg.diffaugment)
         self.strategy = strategy
@@ -138,11 +146,27 @@ class FusedEngine:
         """The share of `loss` whose gradient, summed over the replicas, is the global one."""
         return loss / self.replicas if self.replicas > 1 else loss
 
-    def _d_update(self, images, labels, real: bool, key, p):
+    def _d(self, images, classes, key, p):
+        """D on augmented images (and, for a conditional D, their one-hot classes)."""
+        images = self._augment(images, key, p)
+        D = self.sg.discriminator
+        return D(images, training=True) if classes is None else D([images, classes], training=True)
+
+    def _split(self, real):
+        """(images, one-hot classes or None) of a real batch."""
+        return tuple(real) if self.conditional else (real, None)
+
+    def _classes_of(self, z):
+        """The one-hot class part of a conditional z (None when unconditional)."""
+        if not self.conditional:
+            return None
+        return z[:, self.cfg.latent_dim:]
+
+    def _d_update(self, images, labels, real: bool, key, p, classes=None):
         D = self.sg.discriminator
         set_trainable(D, True)
         with tf.GradientTape() as tape:
-            pred = D(self._augment(images, key, p), training=True)
+            pred = self._d(images, classes, key, p)
             loss = d_loss(self.loss, pred, labels, real)
             # loss scaling under mixed_float16 (identity otherwise); apply_gradients unscales
             scaled = self.sg.d_optimizer.scale_loss(self._per_replica(loss))
@@ -156,7 +180,7 @@ class FusedEngine:
         set_trainable(D, False)
         with tf.GradientTape() as tape:
             fake = G(z, training=True)
-            pred = D(self._augment(fake, key, p), training=True)
+            pred = self._d(fake, self._classes_of(z), key, p)
             loss = g_loss(self.loss, pred)
             l2 = l2_penalty(G, self.cfg.l2_alpha)
             extra = mode_seeking_penalty(fake, z, self.cfg.mode_seeking)
@@ -167,8 +191,10 @@ class FusedEngine:
 
     def _classic(self, real, z_fake, z_gen, y_real, y_fake, aug_keys, p):
         fake = self.sg.generator(z_fake, training=self.cfg.fake_batch_mode == "training")
-        d_loss_real, real_out = self._d_update(real, y_real, True, aug_keys[0], p)
-        d_loss_fake, fake_out = self._d_update(fake, y_fake, False, aug_keys[1], p)
+        real, real_classes = self._split(real)
+        d_loss_real, real_out = self._d_update(real, y_real, True, aug_keys[0], p, real_classes)
+        d_loss_fake, fake_out = self._d_update(fake, y_fake, False, aug_keys[1], p,
+                                               self._classes_of(z_fake))
         g_loss_, g_l2 = self._g_update(z_gen, aug_keys[2], p)
         return self._row(d_loss_real, d_loss_fake, g_loss_, g_l2, real_out, fake_out)
 
@@ -186,8 +212,9 @@ class FusedEngine:
         set_trainable(D, True)
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = G(z_fake, training=True)
-            real_out = D(self._augment(real, aug_keys[0], p), training=True)
-            fake_out = D(self._augment(fake, aug_keys[1], p), training=True)
+            real, real_classes = self._split(real)
+            real_out = self._d(real, real_classes, aug_keys[0], p)
+            fake_out = self._d(fake, self._classes_of(z_fake), aug_keys[1], p)
             d_loss_real = d_loss(self.loss, real_out, y_real, True)
             d_loss_fake = d_loss(self.loss, fake_out, y_fake, False)
             d_loss_ = d_loss_real + d_loss_fake

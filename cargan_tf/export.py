@@ -6,6 +6,9 @@ TensorFlow SavedModel folder, and LiteRT flatbuffers (.tflite) in float16 and dy
 variants; each export is checked against the original generator (export_report.json).
 
 `load_serving_model` opens any of them (or a run folder) behind one `ServingModel` interface.
+Beside them, serving_controls.json holds what the design controls need and a .tflite cannot
+carry: the length of z, the class names of a conditional generator (its input is z followed
+by a class's one-hot) and its first SeFa directions (directions.py), a small array.
 Importing this module is light: TensorFlow and Keras load inside the functions that need them,
 and the LiteRT path uses only ai-edge-litert and numpy, so a Lambda image can leave TF out.
 """
@@ -30,7 +33,13 @@ import numpy as np
 
 from cargan_tf import runs
 from cargan_tf.errors import CarganError, first_line
-from cargan_tf.latents import interpolation_latents, seed_to_latent
+from cargan_tf.latents import (
+    balanced_classes,
+    interpolation_latents,
+    one_hot,
+    seed_to_latent,
+    steer,
+)
 
 FORMATS = ("keras", "savedmodel", "litert")
 FORMAT_ALIASES = {"tflite": "litert", "saved_model": "savedmodel"}
@@ -40,6 +49,8 @@ KERAS_FILE = "serving.keras"
 SAVEDMODEL_DIR = "serving_savedmodel"
 LITERT_FILES = {"float16": "serving_float16.tflite", "dynamic_range": "serving_dynamic_range.tflite"}
 REPORT_FILE = "export_report.json"
+CONTROLS_FILE = "serving_controls.json"
+EXPORT_DIRECTIONS = 16  # SeFa directions kept beside an export (the page shows the first few)
 
 # The check: these seeds' first CHECK_IMAGES_PER_SEED images through the original generator
 # (cargan_tf.generate, float32 then rounded in numpy) and through each reloaded export.
@@ -60,40 +71,153 @@ TOLERANCES = {
 }
 
 
+# --- the design controls beside a model ------------------------------------------------------
+
+class Controls:
+    """What a serving model offers beyond seeds: latent_dim (the length of z), classes (a
+    conditional generator's, in one-hot order; () otherwise) and directions float32
+    (D, latent_dim), its first SeFa directions (unit rows; D may be 0)."""
+
+    def __init__(self, latent_dim: int, classes=(), directions: np.ndarray | None = None,
+                 eigenvalues=None):
+        self.latent_dim = int(latent_dim)
+        self.classes = tuple(str(c) for c in classes)
+        self.directions = np.zeros((0, self.latent_dim), np.float32) if directions is None \
+            else np.asarray(directions, np.float32).reshape(-1, self.latent_dim)
+        self.eigenvalues = [float(v) for v in (eigenvalues or [])]
+
+    @property
+    def input_dim(self) -> int:
+        return self.latent_dim + len(self.classes)
+
+    def to_json(self) -> dict:
+        return {"latent_dim": self.latent_dim, "classes": list(self.classes),
+                "directions": np.round(self.directions.astype(np.float64), 7).tolist(),
+                "eigenvalues": self.eigenvalues,
+                "input": "z (latent_dim) followed by a class's one-hot (len(classes))",
+                "directions_method": "SeFa (cargan_tf.directions), unit rows"}
+
+    @classmethod
+    def from_json(cls, data: object, where: str) -> Controls:
+        """Controls from serving_controls.json's contents; CarganError if they are malformed."""
+        try:
+            latent_dim = data["latent_dim"]
+            classes, rows = data["classes"], data["directions"]
+            ok = (isinstance(latent_dim, int) and not isinstance(latent_dim, bool)
+                  and 0 < latent_dim <= 1 << 16 and isinstance(classes, list)
+                  and all(isinstance(c, str) for c in classes) and isinstance(rows, list)
+                  and all(isinstance(r, list) and len(r) == latent_dim for r in rows))
+            directions = np.asarray(rows, np.float32).reshape(len(rows), latent_dim) if ok else None
+            ok = ok and bool(np.isfinite(directions).all())
+        except (TypeError, KeyError, ValueError):
+            ok = False
+        if not ok:
+            raise CarganError(f"{where} is not a cargan_tf {CONTROLS_FILE} (latent_dim, classes, "
+                              "directions): export the model again")
+        eigenvalues = data.get("eigenvalues") if isinstance(data.get("eigenvalues"), list) else []
+        return cls(latent_dim, classes, directions, eigenvalues)
+
+
+def controls_for_generator(generator, n_directions: int = EXPORT_DIRECTIONS) -> Controls:
+    """A Keras generator's controls: its z length, classes and first SeFa directions."""
+    from cargan_tf.conditional import class_names_of  # here: Keras (not the LiteRT path's)
+    from cargan_tf.directions import sefa_directions
+    from cargan_tf.generate import latent_dim_of
+
+    try:
+        found = sefa_directions(generator, n_directions)
+        directions, eigenvalues = found.vectors, list(found.eigenvalues)
+    except CarganError:  # a generator without a Dense / transposed conv on z: no directions
+        directions, eigenvalues = None, []
+    return Controls(latent_dim_of(generator), class_names_of(generator), directions, eigenvalues)
+
+
+def read_controls(model_path: Path) -> Controls | None:
+    """The serving_controls.json beside an export (None if there is none)."""
+    path = Path(model_path).parent / CONTROLS_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise CarganError(f"cannot read {path} ({first_line(err)}): export the model again") \
+            from err
+    return Controls.from_json(data, str(path))
+
+
 # --- loading: one interface for every kind of serving model ----------------------------------
 
 class ServingModel:
     """A generator behind one interface: latents in, uint8 images out.
 
-    `latent_dim` is the length of z; `image_shape` is (S, S, C). One generation runs at a time
-    per model (a lock), which bounds a server's memory and keeps LiteRT's interpreter safe.
+    `latent_dim` is the length of z; `image_shape` is (S, S, C); `controls` (Controls) its
+    classes and directions. A conditional model's input is z followed by a class's one-hot
+    (`input_dim` numbers). One generation runs at a time per model (a lock), which bounds a
+    server's memory and keeps LiteRT's interpreter safe.
     """
 
     kind = "?"
 
     def __init__(self, path: Path, latent_dim: int, image_shape: tuple[int, int, int]):
         self.path = path
-        self.latent_dim = int(latent_dim)
+        self.input_dim = int(latent_dim)
         self.image_shape = tuple(int(s) for s in image_shape)
+        self.controls = Controls(self.input_dim)
         self._lock = threading.Lock()
 
-    def generate(self, z: np.ndarray) -> np.ndarray:
-        """z: float32 (N, latent_dim) -> uint8 (N, S, S, C)."""
+    @property
+    def latent_dim(self) -> int:
+        return self.controls.latent_dim
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.controls.classes
+
+    def set_controls(self, controls: Controls | None, where: str = "") -> None:
+        """Use `controls` (None: none beyond seeds); CarganError if they do not fit the model."""
+        if controls is None:
+            controls = Controls(self.input_dim)
+        if controls.input_dim != self.input_dim:
+            raise CarganError(f"{where or CONTROLS_FILE} describes a model of {controls.input_dim} "
+                              f"inputs (z {controls.latent_dim} + {len(controls.classes)} "
+                              f"classes); {self.path} takes {self.input_dim}: export again")
+        self.controls = controls
+
+    def generate(self, z: np.ndarray, classes=None) -> np.ndarray:
+        """z: float32 (N, latent_dim) -> uint8 (N, S, S, C). A conditional model appends the
+        one-hot of `classes` (an index, or int (N,); None: 0, 1, ..., K-1, 0, ...); z of
+        input_dim numbers (the one-hot already there) passes as it is."""
         z = np.ascontiguousarray(z, dtype=np.float32)
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+        if z.ndim != 2 or z.shape[1] not in (self.latent_dim, self.input_dim):
             raise ValueError(f"z must have shape (N, {self.latent_dim}), got {z.shape}")
+        if z.shape[1] != self.input_dim:
+            k = len(self.classes)
+            ids = balanced_classes(len(z), k) if classes is None else \
+                np.broadcast_to(np.asarray(classes, np.int64), (len(z),))
+            z = np.ascontiguousarray(np.concatenate([z, one_hot(ids, k)], axis=1))
+        elif classes is not None and not self.classes:
+            raise ValueError("this model has no classes")
         if len(z) == 0:
             return np.zeros((0, *self.image_shape), np.uint8)
         with self._lock:
             return np.asarray(self._run(z), dtype=np.uint8)
 
-    def images_for_seed(self, seed: int, n: int = 1) -> np.ndarray:
-        """uint8 (n, S, S, C): the n images a seed names (seed_to_latent, as everywhere)."""
-        return self.generate(seed_to_latent(seed, n, self.latent_dim))
+    def images_for_seed(self, seed: int, n: int = 1, classes=None,
+                        amounts: dict[int, float] | None = None) -> np.ndarray:
+        """uint8 (n, S, S, C): the n images a seed names (seed_to_latent, as everywhere), of
+        `classes`, moved by `amounts` {direction: distance} along the controls' directions."""
+        z = seed_to_latent(seed, n, self.latent_dim)
+        if amounts:
+            z = steer(z, self.controls.directions, amounts)
+        return self.generate(z, classes)
 
-    def interpolation(self, seed_a: int, seed_b: int, steps: int) -> np.ndarray:
+    def interpolation(self, seed_a: int, seed_b: int, steps: int, classes=None,
+                      amounts: dict[int, float] | None = None) -> np.ndarray:
         """uint8 (steps, S, S, C) walking from seed_a's first image to seed_b's."""
-        return self.generate(interpolation_latents(seed_a, seed_b, steps, self.latent_dim))
+        z = interpolation_latents(seed_a, seed_b, steps, self.latent_dim)
+        if amounts:
+            z = steer(z, self.controls.directions, amounts)
+        return self.generate(z, classes)
 
     def _run(self, z: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -214,26 +338,50 @@ def provenance(path: str | os.PathLike) -> str:
     return f"not listed in an {REPORT_FILE} beside it (not checked by `export`)"
 
 
-def load_serving_model(path: str | os.PathLike, num_threads: int | None = None) -> ServingModel:
+def load_serving_model(path: str | os.PathLike, num_threads: int | None = None, *,
+                       controls: bool = True) -> ServingModel:
     """Open a serving model: .tflite, a SavedModel folder, a .keras file or a run folder.
 
     A raw generator (a run folder or its generator.keras) is wrapped with the same uint8 output
-    stage as the exports. `num_threads` applies to LiteRT (default: all CPU cores).
+    stage as the exports. `num_threads` applies to LiteRT (default: all CPU cores). controls:
+    read its classes and directions (serving_controls.json beside an export, or the generator
+    itself); False: seeds and raw latents only (export's check, which runs before the file
+    beside it describes the new model).
     """
     path = Path(path)
     if path.is_dir() and (path / "saved_model.pb").exists():
-        return SavedModelServingModel(path)
-    if path.suffix == ".tflite":
+        model = SavedModelServingModel(path)
+    elif path.suffix == ".tflite":
         if not path.is_file():
             raise CarganError(f"{path} does not exist: export one with `python -m cargan_tf export`")
-        return LiteRTServingModel(path, num_threads)
+        model = LiteRTServingModel(path, num_threads)
+    else:
+        return _keras_serving_model(path, controls)
+    if controls:
+        model.set_controls(read_controls(path), str(path.parent / CONTROLS_FILE))
+    return model
+
+
+def _keras_serving_model(path: Path, controls: bool = True) -> KerasServingModel:
+    """A .keras serving model or raw generator (a run folder too); its controls come from the
+    file beside it, else from the generator inside."""
     from cargan_tf.generate import load_model_file  # here: it imports TensorFlow (not LiteRT's)
 
     to_uint8 = _to_uint8_layer_class()  # registered before a serving .keras is read
     model = load_model_file(path)  # a run folder or .keras: serving or raw generator
-    if not any(isinstance(layer, to_uint8) for layer in model.layers):
+    generator = model
+    if any(isinstance(layer, to_uint8) for layer in model.layers):
+        generator = next((layer for layer in model.layers if hasattr(layer, "layers")), None)
+    else:
         model = build_serving_model(model)
-    return KerasServingModel(path, model)
+    serving = KerasServingModel(path, model)
+    if not controls:
+        return serving
+    found = None if path.is_dir() else read_controls(path)
+    if found is None and generator is not None:
+        found = controls_for_generator(generator)
+    serving.set_controls(found, str(path.parent / CONTROLS_FILE))
+    return serving
 
 
 # --- building and exporting -------------------------------------------------------------------
@@ -345,7 +493,15 @@ def export(source: str | os.PathLike, out_dir: str | os.PathLike,
     finally:
         _remove_staged(staged)
 
+    controls = controls_for_generator(generator)
+    try:  # the controls of the exports just put in place (the server and Lambda read them)
+        runs.write_json_atomic(out / CONTROLS_FILE, controls.to_json())
+    except OSError as err:
+        raise _write_error(out, f"writing {CONTROLS_FILE}", err, replaced) from err
     report.pop("replacing", None)
+    report["controls"] = {"file": CONTROLS_FILE, "latent_dim": controls.latent_dim,
+                          "classes": list(controls.classes),
+                          "directions": len(controls.directions)}
     report.update(source=str(source), latent_dim=int(z.shape[1]),
                   image_shape=list(reference.shape[1:]),
                   check={"seeds": list(CHECK_SEEDS), "images_per_seed": CHECK_IMAGES_PER_SEED,
@@ -617,7 +773,7 @@ def _check_export(name: str, path: Path, z: np.ndarray, reference: np.ndarray,
     tolerance = TOLERANCES[name]
     shown = shown or path.name
     try:
-        images = load_serving_model(path).generate(z)
+        images = load_serving_model(path, controls=False).generate(z)
     except (CarganError, ValueError) as err:  # another latent size, a file that will not load
         images, problem = None, first_line(err)
     else:

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cargan_tf.conditional import conditional_gan
 from cargan_tf.config import RunConfig
 from cargan_tf.layers import DiscriminatorBatchNorm
 from cargan_tf.losses import L2EnhancedGeneratorLoss
@@ -75,7 +76,8 @@ class StackedGAN:
             jit_compile=_jit(cfg),
         )
         set_trainable(discriminator, False)
-        self.gan = keras.Sequential([generator, discriminator], name="gan")
+        self.gan = keras.Sequential([generator, discriminator], name="gan") \
+            if len(discriminator.inputs) == 1 else conditional_gan(generator, discriminator)
         self.gan.compile(
             optimizer=keras.optimizers.Adam(cfg.lr_g, beta_1=cfg.beta_1),
             loss=L2EnhancedGeneratorLoss(generator, cfg.l2_alpha),

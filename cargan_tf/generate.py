@@ -12,10 +12,17 @@ import numpy as np
 import tensorflow as tf
 
 import cargan_tf.layers  # noqa: F401  registers the custom layers for deserialisation
+from cargan_tf.conditional import build_models, class_names_of, conditioning_of
 from cargan_tf.config import RunConfig
 from cargan_tf.errors import CarganError, first_line
-from cargan_tf.latents import interpolation_latents, seed_to_latent
-from cargan_tf.models import build_generator, precision_policy
+from cargan_tf.latents import (
+    balanced_classes,
+    interpolation_latents,
+    one_hot,
+    seed_to_latent,
+    steer,
+)
+from cargan_tf.models import precision_policy
 from cargan_tf.runs import RunPaths, latest_checkpoint, read_json
 from cargan_tf.viz import to_uint8
 
@@ -88,8 +95,9 @@ def generator_from_checkpoint(run_dir: str | os.PathLike,
         raise CarganError(f"{run_dir} has no generator.keras and no checkpoint yet: train it "
                           "for an epoch first, or pass a .keras file")
     cfg = RunConfig.from_json(paths.config.read_text(encoding="utf-8"))
+    classes = tuple(read_json(paths.classes)["classes"]) if cfg.conditional else ()
     with precision_policy(cfg.precision):
-        generator = build_generator(cfg)
+        generator = build_models(cfg, classes)[0]
     name = "ema_generator" if cfg.ema_decay else "generator"
     status = tf.train.Checkpoint(**{name: generator}).read(str(latest / "weights"))
     status.expect_partial()  # D and the optimizers are in there too
@@ -133,22 +141,62 @@ def load_generator(run_or_file: str | os.PathLike):
 
 
 def latent_dim_of(generator) -> int:
-    return int(generator.input_shape[-1])
+    """The length of z (a conditional generator's input is z plus a class one-hot)."""
+    layer = conditioning_of(generator)
+    return layer.latent_dim if layer is not None else int(generator.input_shape[-1])
 
 
-def generate_images(generator, z: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """uint8 (N, S, S, C) images for latents z: float32 (N, latent_dim)."""
+def class_index(generator, name_or_index: str | int) -> int:
+    """A class of a conditional generator by name (or index) -> its index; CarganError else."""
+    names = class_names_of(generator)
+    if not names:
+        raise CarganError("this generator is not class-conditional (train with --set "
+                          "conditional=true): it has no classes to choose from")
+    if isinstance(name_or_index, str) and name_or_index in names:
+        return names.index(name_or_index)
+    if str(name_or_index).isdigit() and int(name_or_index) < len(names):
+        return int(name_or_index)
+    raise CarganError(f"class {name_or_index!r} is not one of this generator's: "
+                      f"{', '.join(names)}")
+
+
+def generator_inputs(generator, z: np.ndarray, classes=None) -> np.ndarray:
+    """What the generator takes for latents z (N, latent_dim): z itself, or for a conditional
+    generator z with the one-hot of `classes` appended (an int for all rows, int64 (N,) per row;
+    None: 0, 1, ..., K-1, 0, ...). z already as wide as the input passes through."""
+    names = class_names_of(generator)
+    if not names or z.shape[1] == int(generator.input_shape[-1]):
+        if classes is not None and not names:
+            raise CarganError("this generator is not class-conditional: it has no classes")
+        return z
+    ids = balanced_classes(len(z), len(names)) if classes is None else \
+        np.broadcast_to(np.asarray(classes, np.int64), (len(z),))
+    return np.concatenate([z, one_hot(ids, len(names))], axis=1)
+
+
+def generate_images(generator, z: np.ndarray, batch_size: int = 64, classes=None) -> np.ndarray:
+    """uint8 (N, S, S, C) images for latents z: float32 (N, latent_dim) (a conditional
+    generator: see generator_inputs for `classes`)."""
+    z = generator_inputs(generator, np.asarray(z, np.float32), classes)
     out = [np.asarray(generator(z[i:i + batch_size], training=False))
            for i in range(0, len(z), batch_size)]
     return to_uint8(np.concatenate(out)) if out else np.zeros((0,), np.uint8)
 
 
-def images_for_seed(generator, seed: int, n: int = 1) -> np.ndarray:
-    """uint8 (n, S, S, C): the n images a seed names (the same in CLI, server and exports)."""
-    return generate_images(generator, seed_to_latent(seed, n, latent_dim_of(generator)))
+def images_for_seed(generator, seed: int, n: int = 1, classes=None,
+                    directions: np.ndarray | None = None,
+                    amounts: dict[int, float] | None = None) -> np.ndarray:
+    """uint8 (n, S, S, C): the n images a seed names (the same in CLI, server and exports),
+    of `classes` (conditional generators), moved by `amounts` {k: distance} along
+    `directions` (D, latent_dim) (directions.py)."""
+    z = seed_to_latent(seed, n, latent_dim_of(generator))
+    if amounts:
+        z = steer(z, directions, amounts)
+    return generate_images(generator, z, classes=classes)
 
 
-def interpolation_images(generator, seed_a: int, seed_b: int, steps: int) -> np.ndarray:
+def interpolation_images(generator, seed_a: int, seed_b: int, steps: int,
+                         classes=None) -> np.ndarray:
     """uint8 (steps, S, S, C) walking the latent arc from seed_a's image to seed_b's."""
     z = interpolation_latents(seed_a, seed_b, steps, latent_dim_of(generator))
-    return generate_images(generator, z)
+    return generate_images(generator, z, classes=classes)

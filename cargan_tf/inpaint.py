@@ -167,15 +167,21 @@ def search_latents(generator, target: np.ndarray, weights: np.ndarray, forward=N
                    restarts: int = RESTARTS, steps: int = STEPS,
                    learning_rate: float = LEARNING_RATE, z_radius: float = Z_RADIUS,
                    batch_size: int = BATCH_SIZE, seed: int = 0, progress: bool = False,
-                   description: str = "latent search") -> LatentFit:
-    """The engine under inpaint() and restore(): for each image, the z minimising
+                   description: str = "latent search", features=None,
+                   feature_weight: float = 0.0) -> LatentFit:
+    """The engine under inpaint(), restore() and controls.project(): for each image, the z
+    minimising
 
         sum(w * |A(G(z)) - y|^p) / sum(w) * C  +  prior_weight * log(1 - D(G(z)))
+            +  feature_weight * |F(G(z)) - F(y)|^2 / |F(y)|^2
 
     target y: float32 (N, h, w, C) in [-1, 1]; weights w: float32 (N, h, w) >= 0; forward A: a
     TensorFlow function from (B, S, S, C) to (B, h, w, C) (None: identity); norm: "l1" (p=1)
-    or "l2" (p=2). Each image gets `restarts` random starts; the one with the lowest final
-    contextual loss wins.
+    or "l2" (p=2). features F (optional, A must be the identity): a differentiable function
+    from images float32 (B, S, S, C) in [-1, 1] to features (B, F), a perceptual loss (a
+    frozen network: the photo judge, controls.py); its mean squared difference is taken
+    relative to the target's mean squared feature. Each image gets `restarts` random starts;
+    the one with the lowest final contextual loss wins.
 
     Returns a LatentFit whose `images` are the winners' G(z) (the callers blend them).
     """
@@ -191,6 +197,9 @@ def search_latents(generator, target: np.ndarray, weights: np.ndarray, forward=N
     latent_dim = int(generator.input_shape[-1])
     radius = float(z_radius * math.sqrt(latent_dim))
     use_prior = discriminator is not None and prior_weight > 0
+    use_features = features is not None and feature_weight > 0
+    if use_features and forward is not None:
+        raise CarganError("a feature loss compares whole images: it needs forward=None")
     forward = forward or (lambda x: x)
     per_batch = max(1, batch_size // restarts)  # images per optimisation batch
     z_all = _initial_latents(n, restarts, latent_dim, seed)
@@ -209,11 +218,13 @@ def search_latents(generator, target: np.ndarray, weights: np.ndarray, forward=N
         y = tf.constant(np.repeat(target[start:stop], restarts, axis=0), tf.float32)
         w = tf.constant(np.repeat(weights[start:stop], restarts, axis=0)[..., None], tf.float32)
         w_sum = tf.reduce_sum(w, axis=[1, 2, 3]) * float(target.shape[-1])
+        fy = tf.cast(features(y), tf.float32) if use_features else None
+        fy_scale = tf.reduce_mean(tf.square(fy), axis=-1) + 1e-6 if use_features else None
         z = tf.Variable(z_all[start * restarts:stop * restarts], name="z")
         optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
         optimizer.build([z])
 
-        def losses(z=z, y=y, w=w, w_sum=w_sum):
+        def losses(z=z, y=y, w=w, w_sum=w_sum, fy=fy, fy_scale=fy_scale):
             """Contextual loss (count,) and total loss (count,) of the current latents."""
             x = tf.cast(generator(z, training=False), tf.float32)
             diff = forward(x) - y
@@ -223,6 +234,9 @@ def search_latents(generator, target: np.ndarray, weights: np.ndarray, forward=N
             if use_prior:
                 d = tf.cast(tf.reshape(discriminator(x, training=False), [-1]), tf.float32)
                 total += prior_weight * tf.math.log(1.0 - tf.clip_by_value(d, 0.0, 1.0 - 1e-6))
+            if use_features:
+                fx = tf.cast(features(x), tf.float32)
+                total += feature_weight * tf.reduce_mean(tf.square(fx - fy), axis=-1) / fy_scale
             return x, context, total
 
         @tf.function

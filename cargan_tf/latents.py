@@ -51,6 +51,12 @@ def step_noise(seed: int, step: int, n: int, latent_dim: int) -> np.ndarray:
         (n, latent_dim), dtype=np.float32)
 
 
+def step_classes(seed: int, step: int, n: int, n_classes: int) -> np.ndarray:
+    """Classes of a conditional run's fakes in global step `step`: int64 (n,), uniform over
+    0..n_classes-1, reproducible on resume."""
+    return np.random.default_rng([int(seed), 17, int(step)]).integers(0, n_classes, n)
+
+
 def step_labels(seed: int, step: int, stream: int, n: int, low: float, high: float) -> np.ndarray:
     """Noisy labels for global step `step`: float32 (n, 1) uniform in [low, high].
 
@@ -58,3 +64,37 @@ def step_labels(seed: int, step: int, stream: int, n: int, low: float, high: flo
     """
     rng = np.random.default_rng([int(seed), 11, int(step), int(stream)])
     return rng.uniform(low, high, size=(n, 1)).astype(np.float32)
+
+
+# ---- design controls: classes and directions (numpy only: the LiteRT server uses them) -------
+
+def one_hot(classes: np.ndarray, n_classes: int) -> np.ndarray:
+    """float32 (N, n_classes): row i is 1 at classes[i] (ints in 0..n_classes-1), else 0."""
+    classes = np.asarray(classes, np.int64).reshape(-1)
+    if len(classes) and (classes.min() < 0 or classes.max() >= n_classes):
+        raise ValueError(f"class ids must be in 0..{n_classes - 1}, got {classes.min()}.."
+                         f"{classes.max()}")
+    out = np.zeros((len(classes), n_classes), np.float32)
+    out[np.arange(len(classes)), classes] = 1.0
+    return out
+
+
+def balanced_classes(n: int, n_classes: int) -> np.ndarray:
+    """int64 (n,): 0, 1, ..., K-1, 0, 1, ...: the classes of n samples of a conditional model
+    when none is asked for (every class as often as the next, whatever the seed)."""
+    return np.arange(n, dtype=np.int64) % max(1, n_classes)
+
+
+def steer(z: np.ndarray, directions: np.ndarray, amounts: dict[int, float]) -> np.ndarray:
+    """z moved along latent directions: z + sum_k amounts[k] * directions[k].
+
+    z: float32 (N, latent_dim); directions: (D, latent_dim), unit rows (SeFa's, directions.py);
+    amounts: {direction index: distance}, in units of z (whose rows have norm ~ sqrt(latent_dim)).
+    """
+    z = np.array(z, np.float32, copy=True)
+    for k, amount in amounts.items():
+        if not 0 <= k < len(directions):
+            raise ValueError(f"direction {k} does not exist: there are {len(directions)} (0.."
+                             f"{len(directions) - 1})")
+        z += np.float32(amount) * np.asarray(directions[k], np.float32)
+    return z

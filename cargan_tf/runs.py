@@ -81,6 +81,8 @@ class RunPaths:
     generator = property(lambda self: self.root / "generator.keras")
     discriminator = property(lambda self: self.root / "discriminator.keras")
     tensorboard = property(lambda self: self.root / "tensorboard")
+    classes = property(lambda self: self.root / "classes.json")        # conditional runs
+    directions = property(lambda self: self.root / "directions")       # `directions` command
 
     def sample_grid(self, epoch: int, batch: int | None = None) -> Path:
         """samples/epoch_0003.png after epoch 3; samples/epoch_0003_batch_000120.png inside it."""

@@ -1,12 +1,13 @@
 # Over 450 lines: one API behind two front ends (Lambda, local server) that must not drift.
 """The car API: AWS Lambda's `lambda_handler` and a local server with a gallery page, one logic.
 
-Both answer GET/POST /api/generate with the fields n, seed, format, seed_b, steps (query string
-or a JSON body) and return PNGs. The Lambda handler takes API Gateway REST (payload 1.0) and
-HTTP API (payload 2.0) proxy events and direct invocations; its model is loaded once per
-container from the path in $CARGAN_MODEL. Nothing here imports TensorFlow or OpenCV unless the
-model itself is a .keras/SavedModel: with a .tflite model the container needs only ai-edge-litert
-and numpy (PNGs are written with zlib).
+Both answer GET/POST /api/generate with the fields n, seed, format, seed_b, steps and the design
+controls class, direction + amount or directions (query string or a JSON body) and return
+PNGs. The Lambda handler takes API Gateway REST (payload 1.0) and HTTP API (payload 2.0) proxy
+events and direct invocations; its model is loaded once per container from the path in
+$CARGAN_MODEL (its classes and directions from serving_controls.json beside it). Nothing here
+imports TensorFlow or OpenCV unless the model itself is a .keras/SavedModel: with a .tflite
+model the container needs only ai-edge-litert and numpy (PNGs are written with zlib).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import html
 import json
 import logging
 import math
@@ -34,7 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from cargan_tf.errors import CarganError, first_line
-from cargan_tf.export import ServingModel, load_serving_model
+from cargan_tf.export import CONTROLS_FILE, ServingModel, load_serving_model
 
 LOG = logging.getLogger("cargan_tf.serve")
 
@@ -46,6 +48,11 @@ MAX_SEED = 2**32 - 1         # seeds are 0..MAX_SEED (exact in JavaScript number
 MAX_BODY_BYTES = 16 * 1024   # a request body is a small JSON object
 MAX_JSON_DEPTH = 4           # the body is one flat object: {"n": 4, ...} has depth 1
 MAX_METHOD_CHARS = 16        # longer "methods" in an event are malformed, not unknown
+MAX_AMOUNT = 20.0            # distance along a direction (z has norm ~ sqrt(latent_dim))
+MAX_DIRECTION_TERMS = 8      # directions=K:A,... moves along at most this many at once
+MAX_CLASS_CHARS = 64
+PAGE_DIRECTIONS = 5          # sliders on the gallery page (the strongest directions)
+PAGE_AMOUNT = 6              # their range: -PAGE_AMOUNT .. PAGE_AMOUNT
 GRID_PAD = 2                 # white pixels between and around images (as cargan_tf.viz.image_grid)
 # Lambda's synchronous response limit is 6 MB. The PNG travels base64-encoded (4/3 larger) in a
 # JSON envelope with headers; keep the encoded body under 6,000,000 bytes with room to spare.
@@ -63,6 +70,14 @@ FIELDS = {
               "in one grid row",
     "steps": f"images along the interpolation, an integer 2..{MAX_STEPS}; default {DEFAULT_STEPS}; "
              "only with seed_b",
+    "class": "a conditional model's kind of car: one of its class names (or its index); default: "
+             "every class in turn",
+    "direction": "move the cars along this latent direction (SeFa; 0 = the strongest), an integer; "
+                 "with amount",
+    "amount": f"how far along `direction`, a number -{MAX_AMOUNT:g}..{MAX_AMOUNT:g} (z has norm "
+              "about sqrt(latent_dim))",
+    "directions": f"several at once instead: K:A pairs separated by commas (at most "
+                  f"{MAX_DIRECTION_TERMS}), e.g. 0:2.5,3:-1",
 }
 
 
@@ -143,6 +158,8 @@ class GenerateRequest:
     seed_b: int | None = None
     steps: int | None = None
     random_seed: bool = False
+    class_name: str | int | None = None      # as asked; checked against the model's classes
+    amounts: tuple[tuple[int, float], ...] = ()  # (direction, distance) pairs
 
     @property
     def count(self) -> int:
@@ -158,6 +175,7 @@ def parse_request(fields: Mapping[str, object]) -> GenerateRequest:
     if unknown:
         shown = ", ".join(_show(name) for name in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
         raise ApiError(400, f"unknown field(s) {shown}: the allowed fields are {', '.join(FIELDS)}")
+    controls = {"class_name": _class_field(fields), "amounts": _amounts_field(fields)}
     interpolate = fields.get("seed_b") is not None
     if fields.get("seed") is None:
         seed, random_seed = secrets.randbelow(MAX_SEED + 1), True
@@ -177,14 +195,74 @@ def parse_request(fields: Mapping[str, object]) -> GenerateRequest:
         steps = DEFAULT_STEPS if fields.get("steps") is None else _integer(fields, "steps", 2, MAX_STEPS)
         return GenerateRequest(n=steps, seed=seed, format="grid",
                                seed_b=_integer(fields, "seed_b", 0, MAX_SEED), steps=steps,
-                               random_seed=random_seed)
+                               random_seed=random_seed, **controls)
     if fields.get("steps") is not None:
         raise ApiError(400, "steps only applies to an interpolation: give seed_b as well, or drop steps")
     n = 1 if fields.get("n") is None else _integer(fields, "n", 1, MAX_N)
     fmt = fmt or ("png" if n == 1 else "grid")
     if fmt == "png" and n != 1:
         raise ApiError(400, f"format=png returns exactly one image (n=1); for n={n} use format=grid")
-    return GenerateRequest(n=n, seed=seed, format=fmt, random_seed=random_seed)
+    return GenerateRequest(n=n, seed=seed, format=fmt, random_seed=random_seed, **controls)
+
+
+def _class_field(fields: Mapping[str, object]) -> str | int | None:
+    """The `class` field as asked: a name (a short string) or an index (an integer >= 0)."""
+    value = fields.get("class")
+    if value is None:
+        return None
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        return _integer(fields, "class", 0, 2**16)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _integer(fields, "class", 0, 2**16)
+    if isinstance(value, str) and 0 < len(value) <= MAX_CLASS_CHARS and value.isprintable():
+        return value
+    raise ApiError(400, f"class={_show(value)} is not a class: give one of the model's class "
+                        f"names (at most {MAX_CLASS_CHARS} characters) or its index")
+
+
+_NUMBER = re.compile(r"-?[0-9]{1,6}(\.[0-9]{1,8})?|-?\.[0-9]{1,8}")
+
+
+def _number(value: object, name: str) -> float:
+    """A distance along a direction: a JSON number or a decimal string, within +-MAX_AMOUNT."""
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        value = float(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 2**53:
+        value = float(value)
+    if not isinstance(value, float) or not math.isfinite(value):
+        raise ApiError(400, f"{name}={_show(value)} is not a number: {name} must be a number "
+                            f"-{MAX_AMOUNT:g}..{MAX_AMOUNT:g}")
+    if abs(value) > MAX_AMOUNT:
+        raise ApiError(400, f"{name}={_show(value)} is out of range: {name} must be a number "
+                            f"-{MAX_AMOUNT:g}..{MAX_AMOUNT:g}")
+    return value
+
+
+def _amounts_field(fields: Mapping[str, object]) -> tuple[tuple[int, float], ...]:
+    """((direction, distance), ...) from `direction` + `amount` or from `directions`."""
+    one = fields.get("direction") is not None or fields.get("amount") is not None
+    if one and fields.get("directions") is not None:
+        raise ApiError(400, "give direction + amount, or directions=K:A,..., not both")
+    if one:
+        if fields.get("direction") is None or fields.get("amount") is None:
+            raise ApiError(400, "direction and amount go together: which direction (an integer "
+                                "from 0) and how far (a number)")
+        return ((_integer(fields, "direction", 0, 2**16), _number(fields["amount"], "amount")),)
+    text = fields.get("directions")
+    if text is None:
+        return ()
+    terms = text.split(",") if isinstance(text, str) and len(text) <= 400 else None
+    if not terms or len(terms) > MAX_DIRECTION_TERMS or not all(":" in t for t in terms):
+        raise ApiError(400, f"directions={_show(text)} is not a list of K:A pairs: give at most "
+                            f"{MAX_DIRECTION_TERMS} such as 0:2.5,3:-1")
+    pairs: dict[int, float] = {}
+    for term in terms:
+        k, _, a = term.partition(":")
+        k = _integer({"directions": k}, "directions", 0, 2**16)
+        if k in pairs:
+            raise ApiError(400, f"directions: direction {k} is given twice; give each once")
+        pairs[k] = _number(a, f"directions' amount for {k}")
+    return tuple(pairs.items())
 
 
 def _show(value: object) -> str:
@@ -334,10 +412,12 @@ def api_response(fields: Mapping[str, object], get_model: Callable[[], ServingMo
         size = "x".join(map(str, model.image_shape))
         raise ApiError(400, f"{what}={request.count} is too many {size} images for one response "
                             f"(Lambda's 6 MB limit): at most {max_images(model.image_shape)}")
+    classes, amounts = _model_controls(request, model)
     if request.seed_b is not None:
-        images = model.interpolation(request.seed, request.seed_b, request.steps)
+        images = model.interpolation(request.seed, request.seed_b, request.steps, classes,
+                                     amounts)
     else:
-        images = model.images_for_seed(request.seed, request.n)
+        images = model.images_for_seed(request.seed, request.n, classes, amounts)
     picture = images[0] if request.format == "png" else image_grid(images, cols)
     headers = {
         "X-Cargan-Seed": str(request.seed),
@@ -348,7 +428,36 @@ def api_response(fields: Mapping[str, object], get_model: Callable[[], ServingMo
     }
     if request.seed_b is not None:
         headers["X-Cargan-Seed-B"] = str(request.seed_b)
+    if classes is not None:
+        headers["X-Cargan-Class"] = model.classes[classes]
     return Response(200, encode_png(picture), "image/png", headers)
+
+
+def _model_controls(request: GenerateRequest, model: ServingModel
+                    ) -> tuple[int | None, dict[int, float]]:
+    """(class index or None, {direction: distance}) of a request, checked against the model."""
+    names, count = model.classes, len(model.controls.directions)
+    classes = None
+    if request.class_name is not None:
+        if not names:
+            raise ApiError(400, "this model has no classes (it was not trained with "
+                                "conditional=true): leave out class")
+        if isinstance(request.class_name, int):
+            if request.class_name >= len(names):
+                raise ApiError(400, f"class={request.class_name} is out of range: this model's "
+                                    f"classes are 0..{len(names) - 1} ({', '.join(names)})")
+            classes = request.class_name
+        elif request.class_name in names:
+            classes = names.index(request.class_name)
+        else:
+            raise ApiError(400, f"class={_show(request.class_name)} is unknown: this model's "
+                                f"classes are {', '.join(names)}")
+    for k, _ in request.amounts:
+        if k >= count:
+            raise ApiError(400, f"direction {k} does not exist: this model has {count} "
+                                + (f"(0..{count - 1})" if count else
+                                   f"(export it again to get {CONTROLS_FILE} beside it)"))
+    return classes, dict(request.amounts)
 
 
 # --- AWS Lambda ----------------------------------------------------------------------------------
@@ -495,10 +604,19 @@ def lambda_handler(event: object, context: object = None) -> dict:
 PAGE_SCRIPT = """
 const cfg = JSON.parse(document.getElementById("cfg").textContent);
 const $ = (id) => document.getElementById(id);
+const sliders = Array.from(document.querySelectorAll("input.dir"));
+let current = cfg.seed;
 function randomSeed() { const a = new Uint32Array(1); crypto.getRandomValues(a); return a[0]; }
+function controls() {
+  const terms = sliders.filter((s) => Number(s.value) !== 0).map((s) => `${s.dataset.k}:${s.value}`);
+  let query = terms.length ? `&directions=${terms.join(",")}` : "";
+  if ($("class") && $("class").value !== "") query += `&class=${$("class").value}`;
+  return query;
+}
 function showGrid(seed) {
+  current = seed;
   $("seed").textContent = seed;
-  $("grid").src = `/api/generate?n=${cfg.n}&seed=${seed}&format=grid`;
+  $("grid").src = `/api/generate?n=${cfg.n}&seed=${seed}&format=grid${controls()}`;
 }
 let strip = null;
 function drawFrame() {
@@ -512,8 +630,19 @@ function drawFrame() {
 function loadWalk() {
   const a = $("seed-a").value, b = $("seed-b").value, img = new Image();
   img.onload = () => { strip = img; drawFrame(); };
-  img.src = `/api/generate?seed=${a}&seed_b=${b}&steps=${cfg.steps}&format=grid`;
+  img.src = `/api/generate?seed=${a}&seed_b=${b}&steps=${cfg.steps}&format=grid${controls()}`;
 }
+function steered() { showGrid(current); loadWalk(); }
+for (const s of sliders) {
+  s.addEventListener("input", () => { $(`${s.id}-value`).textContent = s.value; });
+  s.addEventListener("change", steered);
+}
+if ($("class")) $("class").addEventListener("change", steered);
+if ($("reset")) $("reset").addEventListener("click", () => {
+  for (const s of sliders) { s.value = 0; $(`${s.id}-value`).textContent = "0"; }
+  if ($("class")) $("class").value = "";
+  steered();
+});
 $("new-seed").addEventListener("click", () => {
   const seed = randomSeed();
   showGrid(seed);
@@ -532,6 +661,7 @@ body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 1.5rem auto
 #grid { width: 32rem; height: 32rem; object-fit: contain; display: block; }
 input[type=number] { width: 8rem; }
 #walk { width: 24rem; }
+input.dir { width: 16rem; vertical-align: middle; }
 """
 
 PAGE_HTML = """<!doctype html>
@@ -542,6 +672,7 @@ PAGE_HTML = """<!doctype html>
 <p><button id="new-seed" type="button">New seed</button> seed <code id="seed"></code>
  &middot; {model}</p>
 <img id="grid" alt="a grid of generated cars">
+{controls}
 <h2>Walk between two seeds</h2>
 <p>from seed <input id="seed-a" type="number" min="0" max="{max_seed}"> to seed
 <input id="seed-b" type="number" min="0" max="{max_seed}">
@@ -549,7 +680,8 @@ PAGE_HTML = """<!doctype html>
 <p><input id="walk" type="range" min="0" value="0" aria-label="position between the two seeds">
 <span id="walk-label"></span></p>
 <canvas id="frame" width="256" height="256"></canvas>
-<p>API: <code>GET /api/generate?n=4&amp;seed=7&amp;format=grid</code> or POST the same fields as JSON.</p>
+<p>API: <code>GET /api/generate?n=4&amp;seed=7&amp;format=grid</code> or POST the same fields as JSON;
+steer with <code>directions=0:2.5,3:-1</code> and, for a model trained by class, <code>class=NAME</code>.</p>
 <script type="application/json" id="cfg">{config}</script>
 <script>{script}</script>
 </body></html>
@@ -566,15 +698,39 @@ PAGE_CSP = (f"default-src 'none'; img-src 'self'; connect-src 'self'; "
             "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
+def controls_html(model: ServingModel) -> str:
+    """The page's steering controls: a class selector (conditional models) and a slider for
+    each of the first PAGE_DIRECTIONS directions; empty when the model has neither."""
+    parts = []
+    if model.classes:
+        options = "".join(f'<option value="{k}">{html.escape(name)}</option>'
+                          for k, name in enumerate(model.classes))
+        parts.append('<p><label for="class">kind of car</label> <select id="class">'
+                     f'<option value="">every kind, in turn</option>{options}</select></p>')
+    for k in range(min(PAGE_DIRECTIONS, len(model.controls.directions))):
+        parts.append(f'<p><label for="dir-{k}">direction {k}</label> <input id="dir-{k}" '
+                     f'class="dir" data-k="{k}" type="range" min="-{PAGE_AMOUNT}" '
+                     f'max="{PAGE_AMOUNT}" step="0.5" value="0"> <output id="dir-{k}-value">0'
+                     '</output></p>')
+    if not parts:
+        return ""
+    return ("<h2>Steer</h2>\n<p>Latent directions found in the generator's first layer "
+            "(SeFa), strongest first: move a slider and every car moves the same way.</p>\n"
+            + "\n".join(parts) + '\n<p><button id="reset" type="button">Reset</button></p>')
+
+
 def gallery_page(model: ServingModel, seed: int | None = None) -> Response:
-    """The gallery: a grid of new cars, a new-seed button, a slider between two seeds."""
+    """The gallery: a grid of new cars, a new-seed button, sliders along the model's first
+    directions and its class selector, a slider between two seeds."""
     h, w, _ = model.image_shape
     config = {"n": min(16, max_images(model.image_shape)), "steps": min(16, MAX_STEPS),
               "seed": secrets.randbelow(MAX_SEED) if seed is None else seed,
               "width": w, "height": h, "pad": GRID_PAD}
-    html = PAGE_HTML.format(style=PAGE_STYLE, script=PAGE_SCRIPT, config=json.dumps(config),
-                            max_seed=MAX_SEED, model=f"{w}x{h} images, z of {model.latent_dim}")
-    return Response(200, html.encode("utf-8"), "text/html; charset=utf-8",
+    page = PAGE_HTML.format(style=PAGE_STYLE, script=PAGE_SCRIPT, config=json.dumps(config),
+                            max_seed=MAX_SEED, controls=controls_html(model),
+                            model=f"{w}x{h} images, z of {model.latent_dim}"
+                                  + (f", {len(model.classes)} kinds" if model.classes else ""))
+    return Response(200, page.encode("utf-8"), "text/html; charset=utf-8",
                     {"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-store"})
 
 

@@ -25,7 +25,8 @@ import numpy as np
 import tensorflow as tf
 
 import cargan_tf
-from cargan_tf import latents, runs, tensorboard, viz
+from cargan_tf import runs, tensorboard, viz
+from cargan_tf.conditional import build_models, grid_latents
 from cargan_tf.config import (
     RunConfig,
     batches_per_epoch,
@@ -35,6 +36,7 @@ from cargan_tf.config import (
     minutes_pending,
     normalize_data,
 )
+from cargan_tf.data.classes import ClassLabels, class_labels_for
 from cargan_tf.data.pipeline import run_dataset
 from cargan_tf.data.sources import load_images_for
 from cargan_tf.distribute import check_batch, distribute_dataset, is_chief, make_strategy
@@ -43,7 +45,7 @@ from cargan_tf.env import is_chief_process
 from cargan_tf.errors import CarganError, ConfigError, RunFolderError, first_line
 from cargan_tf.evaluate import RunEvaluator, read_metrics, truncate_metrics
 from cargan_tf.gan import StackedGAN, set_trainable
-from cargan_tf.models import build_discriminator, build_generator, precision_policy
+from cargan_tf.models import precision_policy
 from cargan_tf.pace import Pace, estimate_line, steps_for_minutes
 from cargan_tf.progress import progress_bar as tqdm
 from cargan_tf.transfer import init_from
@@ -101,6 +103,18 @@ def reconcile_config(paths: runs.RunPaths, cfg: RunConfig) -> None:
                 "time": _now(), "changed": {k: {"from": a, "to": b}
                                             for k, (a, b) in schedule.items()}})
     runs.write_text_atomic(paths.config, cfg.to_json())
+
+
+def reconcile_classes(paths: runs.RunPaths, labels: ClassLabels) -> None:
+    """classes.json of a conditional run: its class names in one-hot order (with the counts).
+    A resume whose data now has other classes is refused: the models' widths depend on them."""
+    if paths.classes.exists():
+        old = tuple(runs.read_json(paths.classes)["classes"])
+        if old != labels.names:
+            raise ConfigError(f"{paths.root} was trained on the classes {', '.join(old)}; the "
+                              f"data now has {', '.join(labels.names)}. Use a new run folder.")
+    runs.write_json_atomic(paths.classes, {"classes": list(labels.names),
+                                           "counts": labels.counts(), "source": labels.source})
 
 
 def halve_learning_rates(cfg: RunConfig, paths: runs.RunPaths, restart: int,
@@ -194,6 +208,12 @@ class Trainer:
         if self.images.dtype != np.uint8 or self.images.shape[1:] != expected:
             raise ConfigError(f"training images are {self.images.dtype} {self.images.shape[1:]}, "
                               f"the config wants uint8 {expected}")
+        # a conditional run's class of every image, and the class names (one-hot order)
+        self.labels = class_labels_for(cfg) if cfg.conditional else None
+        self.class_names = self.labels.names if self.labels is not None else ()
+        if self.labels is not None and len(self.labels.ids) != len(self.images):
+            raise ConfigError(f"{len(self.images)} training images but {len(self.labels.ids)} "
+                              f"class labels for {cfg.data}: pass no images (cfg.data is read)")
         if len(self.images) < cfg.batch_size:
             raise ConfigError(f"{len(self.images)} training images is fewer than one batch "
                               f"({cfg.batch_size}); lower batch_size or add images")
@@ -218,6 +238,8 @@ class Trainer:
         try:  # from here on a failure must not leave the lock held
             if self.is_chief:
                 reconcile_config(self.paths, cfg)
+                if self.labels is not None:
+                    reconcile_classes(self.paths, self.labels)
             keras.utils.set_random_seed(cfg.seed)  # weight initialisation follows the run's seed
             if cfg.deterministic:
                 # process-wide and irreversible: deterministic kernels for the rest of the process
@@ -229,8 +251,7 @@ class Trainer:
             scope = self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
             with scope:
                 with precision_policy(cfg.precision):
-                    self.generator = build_generator(cfg)
-                    self.discriminator = build_discriminator(cfg)
+                    self.generator, self.discriminator = build_models(cfg, self.class_names)
                     self.gan = StackedGAN(self.generator, self.discriminator, cfg)
                 self.engine = make_engine(self.gan, cfg, self.strategy)
                 tracked = dict(generator=self.generator, discriminator=self.discriminator,
@@ -247,7 +268,8 @@ class Trainer:
                 self.checkpoint = tf.train.Checkpoint(**tracked)
             # what grids and generator.keras show: the EMA of G when enabled, else G itself
             self.output_generator = self.ema_generator or self.generator
-            self.grid_latent = latents.seed_to_latent(cfg.seed, cfg.grid_size, cfg.latent_dim)
+            # conditional runs: a grid row per class (grid_cols images each)
+            self.grid_latent, self.grid_cols = grid_latents(cfg, self.class_names)
             self._generate = tf.function(lambda z: self.output_generator(z, training=False),
                                          reduce_retracing=True)
             # position of the next batch to train: epoch (1-based), batch (0-based), global step
@@ -361,8 +383,9 @@ class Trainer:
     # ---- one step ------------------------------------------------------------------------
     def train_step(self, real: tf.Tensor) -> dict[str, float]:
         """One step of the configured engine; returns the history fields of this batch."""
-        n = self.cfg.batch_size if self.strategy is not None else int(real.shape[0])
-        return self.engine.step(real, step_inputs(self.cfg, self.step, n))
+        n = self.cfg.batch_size if self.strategy is not None else \
+            int((real[0] if self.labels is not None else real).shape[0])
+        return self.engine.step(real, step_inputs(self.cfg, self.step, n, len(self.class_names)))
 
     def _ema_step(self, step):
         # Warm-up (as tf.train.ExponentialMovingAverage's num_updates): early averages would
@@ -396,7 +419,7 @@ class Trainer:
     def save_grid(self, batch: int | None = None) -> Path:
         epoch = self.epoch - 1 if batch is None else self.epoch  # after epoch E: epoch_000E
         path = self.paths.sample_grid(epoch, batch)
-        viz.save_grid(path, self.samples())
+        viz.save_grid(path, self.samples(), cols=self.grid_cols)
         return path
 
     def write_plots(self) -> None:
@@ -523,7 +546,9 @@ class Trainer:
         cfg = self.cfg
         dataset = run_dataset(self.images, cfg.batch_size, cfg.seed, self.epoch, cfg.epochs,
                               skip_batches=self.batch, drop_remainder=cfg.drop_remainder,
-                              flip=cfg.flip)
+                              flip=cfg.flip,
+                              labels=self.labels.ids if self.labels is not None else None,
+                              n_classes=len(self.class_names))
         if self.strategy is not None:
             dataset = distribute_dataset(self.strategy, dataset)
         data = iter(dataset)

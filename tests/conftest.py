@@ -60,3 +60,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present (a fresh clone has no shared data)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_conditional_run(tmp_path_factory) -> Path:
+    """A class-conditional run (toycars body types) trained like tiny_run. Read-only."""
+    from cargan_tf.train import train
+
+    run_dir = tmp_path_factory.mktemp("tiny_conditional_run") / "run"
+    train(tiny_config(conditional=True, engine="fused"), run_dir)
+    return run_dir

@@ -65,6 +65,16 @@ def test_dockerignore_lets_through_what_the_dockerfile_copies():
     assert not sent(".venv/bin/python") and not sent("runs/x/generator.keras")
 
 
+def test_the_image_ships_the_controls_beside_the_model():
+    """serving_controls.json (classes, directions) goes to the model's folder, and Docker gets it."""
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert "ARG CONTROLS=export/serving_controls.json" in text
+    assert (["${CONTROLS}"], "/opt/model/serving_controls.json") in check_image.dockerfile_copies()
+    assert re.search(r"ENV CARGAN_MODEL=/opt/model/", text)
+    rules = (REPO / ".dockerignore").read_text().splitlines()
+    assert "!export/serving_controls.json" in rules
+
+
 def test_the_copied_files_alone_run_the_handler_without_tensorflow(tmp_path, tiny_litert):
     """The Dockerfile's COPY lines into a task folder, and the handler run from it alone: a
     module missing from the list (or one that imports TF at its top) fails here."""

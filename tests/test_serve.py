@@ -404,3 +404,161 @@ def test_chromium_new_seed_changes_the_grid(chromium, server):
     end = _element_pixels(chromium, "frame")
     assert np.abs(start.astype(int) - end.astype(int)).mean() > 2
     assert not [e for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
+
+
+# --- the design controls: directions and classes in the API and on the page --------------------------
+
+def test_export_writes_the_controls_beside_the_model(tflite_path, model, tiny_run):
+    from cargan_tf.directions import sefa_directions
+    from cargan_tf.export import CONTROLS_FILE, EXPORT_DIRECTIONS
+    from cargan_tf.generate import load_generator
+
+    saved = json.loads((tflite_path.parent / CONTROLS_FILE).read_text())
+    assert saved["classes"] == [] and saved["latent_dim"] == model.latent_dim == 16
+    report = json.loads((tflite_path.parent / "export_report.json").read_text())
+    assert report["controls"] == {"file": CONTROLS_FILE, "latent_dim": 16, "classes": [],
+                                  "directions": min(EXPORT_DIRECTIONS, 16)}
+    expected = sefa_directions(load_generator(tiny_run)).vectors[:EXPORT_DIRECTIONS]
+    np.testing.assert_allclose(model.controls.directions, expected, atol=1e-6)
+    # without the file beside it a LiteRT model has seeds only (and still no TensorFlow)
+    alone = tflite_path.parent.parent / "alone"
+    alone.mkdir(exist_ok=True)
+    shutil.copy(tflite_path, alone / tflite_path.name)
+    bare = load_serving_model(alone / tflite_path.name)
+    assert len(bare.controls.directions) == 0 and bare.latent_dim == 16
+
+
+STEERED = {  # fields -> the amounts they ask for
+    "direction=0&amount=6": ({"direction": "0", "amount": "6"}, {0: 6.0}),
+    "directions=0:6,2:-3.5": ({"directions": "0:6,2:-3.5"}, {0: 6.0, 2: -3.5}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STEERED))
+def test_api_moves_the_cars_along_directions(case, lambda_env, model, server):
+    fields, amounts = STEERED[case]
+    steered = png_of(serve.lambda_handler({"n": 4, "seed": 7, **fields}, None))
+    expected = viz_image_grid(model.images_for_seed(7, 4, amounts=amounts))
+    np.testing.assert_array_equal(steered, expected)
+    plain = png_of(serve.lambda_handler({"n": 4, "seed": 7}, None))
+    assert np.abs(steered.astype(int) - plain).mean() > 0.5
+    query = "&".join(f"{k}={v}" for k, v in fields.items())
+    status, _, body = fetch(server, f"/api/generate?n=4&seed=7&{query}")
+    assert status == 200 and np.array_equal(decode_png(body), steered)
+    event = load_event("apigw_http_v2_get.json")  # the proxy events carry them as well
+    event["queryStringParameters"] = {"n": "4", "seed": "7", **fields}
+    np.testing.assert_array_equal(png_of(serve.lambda_handler(event, None)), steered)
+
+
+STEERING_INVALID = {
+    "direction without amount": ({"direction": "0"}, "go together"),
+    "amount without direction": ({"amount": "2"}, "go together"),
+    "amount not a number": ({"direction": "0", "amount": "left"}, "not a number"),
+    "amount too far": ({"direction": "0", "amount": "1e9"}, "amount="),
+    "amount out of range": ({"direction": "0", "amount": "25"}, "out of range"),
+    "a direction the model lacks": ({"direction": "99", "amount": "1"}, "does not exist"),
+    "both forms": ({"direction": "0", "amount": "1", "directions": "1:1"}, "not both"),
+    "directions not pairs": ({"directions": "0,1"}, "K:A pairs"),
+    "directions twice": ({"directions": "0:1,0:2"}, "twice"),
+    "directions too many": ({"directions": ",".join(f"{k}:1" for k in range(9))}, "K:A pairs"),
+    "directions amount": ({"directions": "0:nan"}, "not a number"),
+    "class of an unconditional model": ({"class": "suv"}, "no classes"),
+    "class odd": ({"class": "x" * 100}, "not a class"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STEERING_INVALID))
+def test_bad_steering_gets_400_with_a_json_body(case, lambda_env, server):
+    fields, phrase = STEERING_INVALID[case]
+    assert phrase in error_of(serve.lambda_handler(fields, None), 400)
+    json_fields = {k: (float(v) if k == "amount" and v[0].isdigit() else v) for k, v in fields.items()}
+    assert phrase in error_of(serve.lambda_handler(json_fields, None), 400)
+    status, headers, body = fetch(server, "/api/generate", json.dumps(fields).encode(),
+                                  {"Content-Type": "application/json"})
+    assert status == 400 and headers["Content-Type"] == "application/json"
+    assert phrase in json.loads(body)["error"]
+
+
+def test_json_numbers_steer_like_strings(lambda_env):
+    as_text = png_of(serve.lambda_handler({"n": 2, "seed": 3, "direction": "1", "amount": "-2.5"}, None))
+    as_json = png_of(serve.lambda_handler({"n": 2, "seed": 3, "direction": 1, "amount": -2.5}, None))
+    np.testing.assert_array_equal(as_text, as_json)
+    assert "not a number" in error_of(serve.lambda_handler(
+        {"direction": 1, "amount": True}, None), 400)
+
+
+def test_the_page_has_a_slider_per_direction(server):
+    _, _, page = fetch(server, "/")
+    for k in range(serve.PAGE_DIRECTIONS):
+        assert f'id="dir-{k}"'.encode() in page
+    assert b'id="class"' not in page  # no classes: no selector
+
+
+@pytest.fixture(scope="module")
+def conditional_model(tiny_conditional_run, tmp_path_factory) -> ServingModel:
+    out = tmp_path_factory.mktemp("conditional_export")
+    export(tiny_conditional_run, out, ("litert",), verbose=False)
+    return load_serving_model(out / "serving_float16.tflite")
+
+
+def test_a_conditional_export_serves_its_classes(conditional_model, tiny_conditional_run):
+    from cargan_tf.generate import images_for_seed, load_generator
+
+    model = conditional_model
+    assert model.classes == ("sedan", "hatchback", "suv", "pickup", "sports", "van")
+    assert model.latent_dim == 16 and model.input_dim == 22
+    reply = serve.api_response({"n": 3, "seed": 5, "class": "suv"}, lambda: model)
+    assert reply.headers["X-Cargan-Class"] == "suv"
+    by_index = serve.api_response({"n": 3, "seed": 5, "class": 2}, lambda: model)
+    assert by_index.body == reply.body
+    suv = decode_png(reply.body)
+    # the LiteRT export draws the class the Keras generator draws (within the export's tolerance)
+    keras_suv = images_for_seed(load_generator(tiny_conditional_run), 5, 3, classes=2)
+    assert np.abs(model.images_for_seed(5, 3, classes=2).astype(int) - keras_suv).max() <= 4
+    np.testing.assert_array_equal(suv, viz_image_grid(model.images_for_seed(5, 3, classes=2)))
+    van = decode_png(serve.api_response({"n": 3, "seed": 5, "class": "van"}, lambda: model).body)
+    assert not np.array_equal(suv, van)
+    for bad, phrase in [("truck", "is unknown"), (6, "out of range")]:
+        with pytest.raises(serve.ApiError, match=phrase):
+            serve.api_response({"class": bad}, lambda: model)
+    page = serve.gallery_page(model, seed=1).body
+    assert b'<select id="class">' in page and page.count(b"<option") == 7
+
+
+def test_chromium_sliders_steer_the_grid(chromium, server):
+    from selenium.webdriver.common.by import By
+
+    chromium.get(server.url)
+    first_src = _wait_for_grid(chromium)
+    before = _element_pixels(chromium, "grid")
+    slider = chromium.find_element(By.ID, "dir-0")
+    assert slider.get_attribute("type") == "range"
+    chromium.execute_script("const s = document.getElementById('dir-0'); s.value = s.max; "
+                            "s.dispatchEvent(new Event('input')); s.dispatchEvent(new Event('change'));")
+    src = _wait_for_grid(chromium, first_src)
+    assert "directions=0:6" in src and f"seed={first_src.split('seed=')[1].split('&')[0]}" in src
+    assert chromium.find_element(By.ID, "dir-0-value").text == "6"
+    after = _element_pixels(chromium, "grid")
+    assert after.shape == before.shape
+    assert np.abs(before.astype(int) - after.astype(int)).mean() > 0.5, "the grid did not move"
+    assert not [e for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def test_chromium_class_selector_redraws_the_grid(chromium, conditional_model):
+    srv = serve.make_server(conditional_model, "127.0.0.1", 0)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        chromium.get(srv.url)
+        first_src = _wait_for_grid(chromium)
+        before = _element_pixels(chromium, "grid")
+        chromium.execute_script("const c = document.getElementById('class'); c.value = '5'; "
+                                "c.dispatchEvent(new Event('change'));")
+        src = _wait_for_grid(chromium, first_src)
+        assert "class=5" in src
+        after = _element_pixels(chromium, "grid")
+        assert np.abs(before.astype(int) - after.astype(int)).max(axis=-1).mean() > 0
+        assert not [e for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -21,6 +21,13 @@ def register(subparsers) -> None:
     p.add_argument("--grid", action="store_true", help="write one grid PNG instead of N files")
     p.add_argument("--interpolate-to", type=int, default=None, metavar="SEED_B",
                    help="instead: a strip of --n images walking from --seed to SEED_B")
+    p.add_argument("--class", dest="class_name", default=None,
+                   help="a conditional run: draw this class (a name from its classes.json, or "
+                        "an index); default: every class in turn (a grid: a row per class)")
+    p.add_argument("--direction", type=int, default=None, metavar="K",
+                   help="move every car along SeFa direction K (see the directions command)")
+    p.add_argument("--amount", type=float, default=None, metavar="A",
+                   help="how far along --direction (z has norm about sqrt(latent_dim); try -6..6)")
     p.add_argument("--out", default="samples_out",
                    help="output folder (N files), or a .png path with --grid/--interpolate-to")
     p.set_defaults(func=run)
@@ -34,6 +41,13 @@ def run(args) -> int:
     if args.interpolate_to is not None and args.interpolate_to < 0:
         raise CarganError(f"--interpolate-to {args.interpolate_to}: give the seed to walk to, a "
                           "non-negative integer")
+    if (args.direction is None) != (args.amount is None):
+        raise CarganError("--direction K and --amount A go together: which direction, how far")
+    if args.direction is not None and args.interpolate_to is not None:
+        raise CarganError("--direction moves the cars of --seed; a walk (--interpolate-to) "
+                          "takes no direction: give one or the other")
+    if args.direction is not None and args.direction < 0:
+        raise CarganError(f"--direction {args.direction}: use 0 or more (0: the strongest)")
     out = Path(args.out)
     one_file = args.grid or args.interpolate_to is not None
     if out.suffix.lower() in IMAGE_SUFFIXES and (out.suffix != ".png" or not one_file):
@@ -59,20 +73,41 @@ def run(args) -> int:
 
 
 def _write(args, generator, out: Path) -> int:
-    from cargan_tf.generate import images_for_seed, interpolation_images
+    import numpy as np
 
+    from cargan_tf.conditional import class_names_of
+    from cargan_tf.generate import class_index, images_for_seed, interpolation_images
+
+    classes = None if args.class_name is None else class_index(generator, args.class_name)
+    names = class_names_of(generator)
     if args.interpolate_to is not None:
-        images = interpolation_images(generator, args.seed, args.interpolate_to, max(2, args.n))
+        images = interpolation_images(generator, args.seed, args.interpolate_to, max(2, args.n),
+                                      classes=classes)
         path = out if out.suffix == ".png" else out / f"interp_{args.seed}_{args.interpolate_to}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         viz.save_png(path, viz.upscale(viz.image_grid(images, cols=len(images)), 128))
         print(path)
         return 0
-    images = images_for_seed(generator, args.seed, args.n)
+    directions, amounts = None, None
+    if args.direction is not None:
+        from cargan_tf.directions import sefa_directions
+
+        directions = sefa_directions(generator).vectors
+        if args.direction >= len(directions):
+            raise CarganError(f"--direction {args.direction}: this generator has "
+                              f"{len(directions)} (0..{len(directions) - 1})")
+        amounts = {args.direction: args.amount}
+    cols = None
+    if args.grid and names and classes is None:  # a row per class, the seed's n cars in each
+        cols = args.n
+        images = np.concatenate([images_for_seed(generator, args.seed, args.n, k, directions,
+                                                 amounts) for k in range(len(names))])
+    else:
+        images = images_for_seed(generator, args.seed, args.n, classes, directions, amounts)
     if args.grid:
         path = out if out.suffix == ".png" else out / f"grid_seed{args.seed}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        viz.save_grid(path, images)
+        viz.save_grid(path, images, cols=cols)
         print(path)
         return 0
     out.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,8 @@ def epoch_dataset(images: np.ndarray, batch_size: int, seed: int, epoch: int, *,
 
 def run_dataset(images: np.ndarray, batch_size: int, seed: int, first_epoch: int,
                 last_epoch: int, *, skip_batches: int = 0, drop_remainder: bool = True,
-                flip: bool = False) -> tf.data.Dataset:
+                flip: bool = False, labels: np.ndarray | None = None,
+                n_classes: int = 0) -> tf.data.Dataset:
     """Batches of float32 (B, H, W, C) in [-1, 1] for epochs first_epoch..last_epoch, in order,
     as one prefetched pipeline: the same batches as one epoch_dataset per epoch, without
     building a pipeline (and waiting for its first batch) at every epoch start, which a small
@@ -36,6 +37,8 @@ def run_dataset(images: np.ndarray, batch_size: int, seed: int, first_epoch: int
     skip_batches: batches of first_epoch already trained (a resume inside an epoch).
     drop_remainder keeps every batch the same shape: no retrace, and the frozen-D train
     functions are never traced anew mid-run.
+    labels: int64 (N,) class ids in 0..n_classes-1 (a conditional run): each element is then
+    (images, one-hot float32 (B, n_classes)), the classes of the same images.
     """
     if images.dtype != np.uint8 or images.ndim != 4:
         raise ValueError(f"images must be uint8 (N, H, W, C), got {images.dtype} {images.shape}")
@@ -48,12 +51,25 @@ def run_dataset(images: np.ndarray, batch_size: int, seed: int, first_epoch: int
                 index = order[start:start + batch_size]
                 if drop_remainder and len(index) < batch_size:
                     break
-                yield np.take(images, index, axis=0), epoch, i
+                if labels is not None:
+                    yield (np.take(images, index, axis=0), np.take(labels, index)), epoch, i
+                else:
+                    yield np.take(images, index, axis=0), epoch, i
 
     shape = (batch_size if drop_remainder else None,) + images.shape[1:]
-    signature = (tf.TensorSpec(shape, tf.uint8), tf.TensorSpec((), tf.int64),
-                 tf.TensorSpec((), tf.int64))
+    spec = tf.TensorSpec(shape, tf.uint8)
+    if labels is not None:
+        spec = (spec, tf.TensorSpec(shape[:1], tf.int64))
+    signature = (spec, tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.int64))
     ds = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    if labels is not None:  # (images, classes): the pixels as below, the classes one-hot
+        ds = ds.map(lambda x, epoch, i: ((tf.cast(x[0], tf.float32) / 127.5 - 1.0,
+                                          tf.one_hot(x[1], n_classes)), epoch, i),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+        if flip:
+            ds = ds.map(lambda x, epoch, i: ((_random_flip(x[0], seed, epoch, i), x[1]),
+                                             epoch, i), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.map(lambda x, epoch, i: x).prefetch(2)
     ds = ds.map(lambda x, epoch, i: (tf.cast(x, tf.float32) / 127.5 - 1.0, epoch, i),
                 num_parallel_calls=tf.data.AUTOTUNE)
     if flip:

@@ -68,6 +68,11 @@ checks = {}
 for name, event in json.loads(sys.argv[1]).items():
     reply = lambda_handler(event, None)
     checks[name] = {"size": png_size(reply), "images": int(reply["headers"]["X-Cargan-Images"])}
+# the design controls: serving_controls.json beside the model gives the directions
+plain = lambda_handler({"n": 4, "seed": 1}, None)
+moved = lambda_handler({"n": 4, "seed": 1, "directions": "0:6,1:-6"}, None)
+assert png_size(moved) == png_size(plain) and moved["body"] != plain["body"], "steering did nothing"
+checks["directions=0:6,1:-6"] = {"size": png_size(moved), "differs": True}
 bad = lambda_handler({"httpMethod": "GET", "queryStringParameters": "n=4"}, None)
 assert bad["statusCode"] == 400 and "error" in json.loads(bad["body"]), bad
 checks["malformed event"] = {"status": bad["statusCode"]}
