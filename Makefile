@@ -35,6 +35,7 @@ lint: venv
 # run on the same stack from the wheel (wheel-smoke). CI runs all three targets.
 COLAB_PY := .venv-colab/bin/python
 COLAB_TESTS := tests/test_batch_losses.py tests/test_engines.py tests/test_frozen_d.py tests/test_judge.py \
+	tests/test_notebook_loop.py tests/test_conditional.py \
 	tests/test_train_run.py::test_tiny_run_writes_every_artefact \
 	tests/test_train_run.py::test_interrupted_run_resumes_from_its_checkpoint \
 	tests/test_train_run.py::test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one \
