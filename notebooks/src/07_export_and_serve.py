@@ -52,7 +52,8 @@ import json
 import os
 
 reference = generate.images_for_seed(generate.load_generator(run), seed, 1)[0]
-for model_path in sorted(p for p in out_dir.iterdir() if p.name.startswith("serving")):
+models = [p for p in out_dir.iterdir() if p.name.startswith("serving") and p.suffix != ".json"]
+for model_path in sorted(models):  # each format (serving_controls.json describes them)
     image = export.load_serving_model(model_path).images_for_seed(seed, 1)[0]
     diff = int(abs(image.astype(int) - reference.astype(int)).max())
     print(f"{model_path.name:32s} max difference {diff} levels")
