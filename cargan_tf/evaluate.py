@@ -1,3 +1,4 @@
+# Over 450 lines: every score of a generator (FID, KID, recall, memorisation), written by one call.
 """Score a generator against real images: FID, KID, precision/recall, diversity and coverage.
 
 `evaluate_generator` is the one call the training loop and the `evaluate` command share; it

@@ -1,3 +1,4 @@
+# Over 450 lines: each export format and its loader back must stay in step (one seed, one image).
 """Export a generator as a serving model (latent batch -> uint8 images), and load any export back.
 
 A serving model maps z: float32 (N, latent_dim) to images: uint8 (N, S, S, C), the generator

@@ -1,3 +1,4 @@
+# Over 450 lines: the run folder's whole layout, its atomic writes, checkpoints and lock, named once.
 """Run folders: every path a run writes is named here once, plus atomic writes and checkpoints.
 
 No TensorFlow here: the atomic writer and the folder layout are used by light commands too.

@@ -1,3 +1,4 @@
+# Over 450 lines: every image read passes this one guard and decoder; split, a reader could skip the guard.
 """Reading one image file: the guard every image read goes through (file type, a byte limit
 and a pixel limit read from the header before decoding), checks for truncated JPEGs and web
 pages saved as .jpg, a decoder that shrinks large JPEGs while decoding, the square fits, and
