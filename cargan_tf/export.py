@@ -34,6 +34,7 @@ import numpy as np
 
 from cargan_tf import runs
 from cargan_tf.errors import CarganError, first_line
+from cargan_tf.io import fsync_dir
 from cargan_tf.latents import (
     balanced_classes,
     interpolation_latents,
@@ -687,7 +688,7 @@ def _swap_into_place(staged: Path, final: Path) -> None:
         raise IsADirectoryError(errno.EISDIR, f"{final} is a folder, not an export file", str(final))
     else:
         os.replace(staged, final)
-    _fsync_folder(final.parent)
+    fsync_dir(final.parent)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -703,15 +704,6 @@ def _exchange(a: Path, b: Path) -> bool:
     if ctypes.get_errno() in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EPERM):
         return False  # the filesystem or kernel cannot do it: fall back to two renames
     raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(b))
-
-
-def _fsync_folder(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _remove_staged(staged: dict[str, tuple[Path, Path]]) -> None:

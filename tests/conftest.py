@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,18 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import cargan_tf  # noqa: E402,F401
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _can_unshare() -> bool:
+    """Root with `unshare --mount`: tests can mount a read-only folder or a tiny tmpfs."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"],
+                           capture_output=True, timeout=30)
+    return probe.returncode == 0
+
+
+CAN_UNSHARE = _can_unshare()
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from cargan_tf import cli, runs
 
-from conftest import REPO
+from conftest import CAN_UNSHARE, REPO
 
 DRIVER = '''
 import errno, os, sys
@@ -68,15 +68,6 @@ sys.exit(main(sys.argv[1:]))
 RO_BIND = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && exec "$@"'
 
 
-def _can_unshare() -> bool:
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        return False
-    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"],
-                           capture_output=True, timeout=30)
-    return probe.returncode == 0
-
-
-CAN_UNSHARE = _can_unshare()
 
 
 def env(**extra) -> dict[str, str]:

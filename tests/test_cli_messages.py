@@ -10,13 +10,14 @@ import errno
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from conftest import CAN_UNSHARE
 
 RO_SCRIPT = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && exec "$@"'
 TMPFS_SCRIPT = 'mount -t tmpfs -o size="$1" cargan-full "$0" && cp -a "$2" "$0/export" && shift 2 && "$@"'
@@ -39,15 +40,6 @@ def one_error_line(result: subprocess.CompletedProcess, *phrases: str, code: int
     return errors[0]
 
 
-def _can_unshare() -> bool:
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        return False
-    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"],
-                           capture_output=True, timeout=30)
-    return probe.returncode == 0
-
-
-CAN_UNSHARE = _can_unshare()
 
 
 @pytest.fixture

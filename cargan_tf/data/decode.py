@@ -458,12 +458,7 @@ def decode_image(
     else:
         flags = cv2.IMREAD_UNCHANGED  # keeps alpha and 16-bit, converted below
     check_pixels(declared, limits, factor)
-    try:
-        img = cv2.imdecode(data, flags)
-    except cv2.error as err:
-        raise UnusableImage(f"OpenCV could not decode it: {str(err).strip().splitlines()[-1]}") from None
-    if img is None or img.size == 0:
-        raise UnusableImage(f"not decodable: {explain_undecodable(raw)}")
+    img = _imdecode(data, flags, raw)
     if header is None:
         height, width = img.shape[:2]
     elif (img.shape[0] > img.shape[1]) != (height > width):
@@ -508,12 +503,8 @@ def check_header(raw: bytes, limits: ImageLimits | None = None) -> ImageHeader:
     return declared
 
 
-def imdecode_guarded(data: np.ndarray, flags: int = cv2.IMREAD_UNCHANGED,
-                     limits: ImageLimits | None = None) -> np.ndarray:
-    """cv2.imdecode(data, flags) behind the pixel limit, for callers that want OpenCV's own
-    result (a mask's alpha channel, a PNG shown as it is). Raises UnusableImage/ImageRefused."""
-    raw = data.tobytes()
-    check_header(raw, limits)
+def _imdecode(data: np.ndarray, flags: int, raw: bytes) -> np.ndarray:
+    """cv2.imdecode, with OpenCV's failures (an exception or an empty result) as UnusableImage."""
     try:
         img = cv2.imdecode(data, flags)
     except cv2.error as err:
@@ -521,6 +512,15 @@ def imdecode_guarded(data: np.ndarray, flags: int = cv2.IMREAD_UNCHANGED,
     if img is None or img.size == 0:
         raise UnusableImage(f"not decodable: {explain_undecodable(raw)}")
     return img
+
+
+def imdecode_guarded(data: np.ndarray, flags: int = cv2.IMREAD_UNCHANGED,
+                     limits: ImageLimits | None = None) -> np.ndarray:
+    """cv2.imdecode(data, flags) behind the pixel limit, for callers that want OpenCV's own
+    result (a mask's alpha channel, a PNG shown as it is). Raises UnusableImage/ImageRefused."""
+    raw = data.tobytes()
+    check_header(raw, limits)
+    return _imdecode(data, flags, raw)
 
 
 def image_bytes_problem(data: bytes, limits: ImageLimits | None = None
