@@ -12,7 +12,8 @@ precision and recall (Kynkaanniemi et al., k=3) and the diversity ratio (mean pa
 of samples / of the real images): FID alone does not punish a run that repeats a few shapes or
 tiles one texture (BENCHMARKS, "Photo recipe search"), recall and diversity do. Scores are
 cached per checkpoint in --out, so rerunning while the runs go on only scores the new
-checkpoints. --every-steps thins the checkpoints; --last scores only each run's newest one.
+checkpoints. --every-steps thins the checkpoints; --last scores only each run's newest one,
+--at only the steps listed.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--every-steps", type=int, default=0,
                         help="score at most one checkpoint per this many steps (0: all)")
     parser.add_argument("--last", action="store_true", help="only each run's newest checkpoint")
+    parser.add_argument("--at", default="", help="only these steps, e.g. 1170,3027")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
 
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         checkpoints = list_checkpoints(RunPaths(run))
         for checkpoint in checkpoints[-1:] if args.last else checkpoints:
             step = int(read_json(checkpoint / "state.json")["step"])
-            if step - last < args.every_steps:
+            if step - last < args.every_steps or (args.at and str(step) not in args.at.split(",")):
                 continue
             last = step
             key = f"{args.features}-{args.n}-{step}"
