@@ -74,6 +74,12 @@ class RunConfig:
                                           # relu(1+D(G(z))) on raw scores, G -D(G(z)).
                                           # nonsaturating and hinge need engine=fused
     l2_alpha: float = 5e-4                # L2-enhanced G loss weight; 0 gives plain BCE
+    r1_gamma: float = 0.0                 # >0: R1 penalty gamma/2 * E||grad_x s(x)||^2 on the
+                                          # reals D sees (Mescheder et al. 2018; StyleGAN2's
+                                          # small-image gamma is ~0.1-1). Needs a logit D
+                                          # (loss=nonsaturating | hinge) and engine=fused
+    r1_every: int = 1                     # lazy R1 (StyleGAN2): the penalty on every Nth step
+                                          # only, weighted N x, so it costs 1/N as much
     mode_seeking: float = 0.0             # >0: weight of the mode-seeking term (MSGAN, Mao et
                                           # al. 2019) in G's loss, weight / (mean|G(z1)-G(z2)| /
                                           # mean|z1-z2|) over pairs in the batch: G is paid to
@@ -281,6 +287,17 @@ class RunConfig:
             raise bad("beta_1", "use a number in [0, 1), e.g. 0.5")
         if not 0.0 <= self.dropout < 1.0:
             raise bad("dropout", "use a rate in [0, 1), e.g. 0.3")
+        if self.r1_gamma < 0:
+            raise bad("r1_gamma", "use 0 (off) or a positive weight, e.g. 0.5")
+        if self.r1_every < 1:
+            raise bad("r1_every", "use 1 (every step) or a larger interval, e.g. 16")
+        if self.r1_gamma and self.loss == "bce":
+            raise bad("r1_gamma", "R1 penalises the gradient of D's logit, and with loss=bce D "
+                                  "ends in a sigmoid: add --set loss=nonsaturating (the same "
+                                  "maths on logits) or loss=hinge")
+        if self.r1_gamma and self.engine != "fused":
+            raise bad("r1_gamma", "R1 needs a gradient of D's gradient, which the Keras "
+                                  "engine's train_on_batch cannot take: add --set engine=fused")
         if self.l2_alpha < 0:
             raise bad("l2_alpha", "use 0 (off) or a positive weight, e.g. 5e-4")
         if self.minutes < 0:
@@ -314,7 +331,7 @@ IDENTITY_KEYS: tuple[str, ...] = (
     "base_filters", "max_filters", "kernel_size", "g_activation", "d_activation", "batchnorm",
     "d_batchnorm", "dropout", "spectral_norm", "minibatch_std", "minibatch_std_group",
     "diffaugment", "ada_target", "use_bias",
-    "loss", "l2_alpha", "mode_seeking", "label_noise", "real_label_range",
+    "loss", "l2_alpha", "mode_seeking", "r1_gamma", "r1_every", "label_noise", "real_label_range",
     "fake_label_range", "g_noise_multiplier", "frozen_d_batchnorm", "schedule", "fake_batch_mode",
     "ema_decay",
     "flip", "batch_size", "drop_remainder", "seed", "precision", "conditional",

@@ -15,7 +15,8 @@ score; the history's D(x) and D(G(z)) columns show sigmoid(score) so they stay i
 D's and G's updates; its randomness is a pure function of (seed, step)), and ``ada_target``
 (each op applied with a probability p kept in a variable beside the optimizers: after every
 step p moves by augment.ada_adjust from the sign of D's outputs on that step's real batch, so
-it rises while D memorises the training set).
+it rises while D memorises the training set), and ``r1_gamma`` (the R1 penalty on the reals D
+sees, in D's real update; lazily on every ``r1_every``-th step, weighted that many times).
 
 Under a tf.distribute strategy (distribute.py) the fused step runs on each replica's slice of
 the global batch through ``strategy.run``; each replica's loss is divided by the number of
@@ -32,7 +33,14 @@ from cargan_tf import distribute, latents
 from cargan_tf.augment import ada_adjust, diff_augment
 from cargan_tf.config import RunConfig, parse_policy
 from cargan_tf.gan import StackedGAN, set_trainable, train_step_keras
-from cargan_tf.losses import d_loss, d_probability, g_loss, l2_penalty, mode_seeking_penalty
+from cargan_tf.losses import (
+    d_loss,
+    d_probability,
+    g_loss,
+    l2_penalty,
+    mode_seeking_penalty,
+    r1_penalty,
+)
 
 
 def step_inputs(cfg: RunConfig, step: int, n: int, n_classes: int = 0) -> dict[str, np.ndarray]:
@@ -40,7 +48,8 @@ def step_inputs(cfg: RunConfig, step: int, n: int, n_classes: int = 0) -> dict[s
 
     z_fake (n, latent) feeds the fake batch for D; z_gen (n * g_noise_multiplier, latent) the
     G step; y_real / y_fake (n, 1) are D's (noisy) targets; aug_keys int64 (3, 2) seed
-    DiffAugment of the real batch, the fake batch and the G step (used by the fused engine).
+    DiffAugment of the real batch, the fake batch and the G step (used by the fused engine);
+    r1_now: whether this step's D update carries the (lazy) R1 penalty (fused engine).
     n_classes > 0 (a conditional run): each z row gets a uniformly drawn class's one-hot
     appended, (latent + n_classes), which G reads and D is shown beside the fake.
     """
@@ -56,7 +65,7 @@ def step_inputs(cfg: RunConfig, step: int, n: int, n_classes: int = 0) -> dict[s
     aug_keys = np.random.default_rng([int(cfg.seed), 13, int(step)]).integers(
         0, 2**62, size=(3, 2), dtype=np.int64)
     return {"z_fake": z_all[:n], "z_gen": z_all[n:], "y_real": y_real, "y_fake": y_fake,
-            "aug_keys": aug_keys}
+            "aug_keys": aug_keys, "r1_now": bool(cfg.r1_gamma) and step % cfg.r1_every == 0}
 
 
 class KerasEngine:
@@ -121,7 +130,10 @@ class FusedEngine:
         if self.strategy is not None:
             args = [distribute.split_across_replicas(self.strategy, a) for a in args]
         p = float(self.ada_p.numpy()) if self.ada_p is not None else 1.0
-        out = {k: float(v) for k, v in self._step(real, *args, aug_keys, tf.constant(p)).items()}
+        # a Python bool: two traces at most (with and without the lazy R1 penalty)
+        r1_now = bool(inputs.get("r1_now", False))
+        out = {k: float(v) for k, v in
+               self._step(real, *args, aug_keys, tf.constant(p), r1_now).items()}
         if self.ada_p is not None:
             cfg = self.cfg
             self.ada_p.assign(ada_adjust(p, out["ada_r"], cfg.ada_target, cfg.batch_size,
@@ -152,6 +164,18 @@ class FusedEngine:
         D = self.sg.discriminator
         return D(images, training=True) if classes is None else D([images, classes], training=True)
 
+    def _d_real(self, images, classes, key, p, r1_now: bool):
+        """D on the augmented real batch, and the R1 penalty on it (0 when not due)."""
+        if not r1_now:
+            return self._d(images, classes, key, p), 0.0
+        D = self.sg.discriminator
+
+        def scores(x):
+            return D(x, training=True) if classes is None else D([x, classes], training=True)
+
+        gamma = self.cfg.r1_gamma * self.cfg.r1_every  # lazy: N x the weight every Nth step
+        return r1_penalty(scores, self._augment(images, key, p), gamma)
+
     def _split(self, real):
         """(images, one-hot classes or None) of a real batch."""
         return tuple(real) if self.conditional else (real, None)
@@ -162,14 +186,17 @@ class FusedEngine:
             return None
         return z[:, self.cfg.latent_dim:]
 
-    def _d_update(self, images, labels, real: bool, key, p, classes=None):
+    def _d_update(self, images, labels, real: bool, key, p, classes=None, r1_now=False):
         D = self.sg.discriminator
         set_trainable(D, True)
         with tf.GradientTape() as tape:
-            pred = self._d(images, classes, key, p)
+            if real:
+                pred, r1 = self._d_real(images, classes, key, p, r1_now)
+            else:
+                pred, r1 = self._d(images, classes, key, p), 0.0
             loss = d_loss(self.loss, pred, labels, real)
             # loss scaling under mixed_float16 (identity otherwise); apply_gradients unscales
-            scaled = self.sg.d_optimizer.scale_loss(self._per_replica(loss))
+            scaled = self.sg.d_optimizer.scale_loss(self._per_replica(loss + r1))
         grads = tape.gradient(scaled, D.trainable_variables)
         self.sg.d_optimizer.apply_gradients(zip(grads, D.trainable_variables))
         set_trainable(D, False)
@@ -189,10 +216,11 @@ class FusedEngine:
         self.sg.g_optimizer.apply_gradients(zip(grads, G.trainable_variables))
         return loss, l2
 
-    def _classic(self, real, z_fake, z_gen, y_real, y_fake, aug_keys, p):
+    def _classic(self, real, z_fake, z_gen, y_real, y_fake, aug_keys, p, r1_now=False):
         fake = self.sg.generator(z_fake, training=self.cfg.fake_batch_mode == "training")
         real, real_classes = self._split(real)
-        d_loss_real, real_out = self._d_update(real, y_real, True, aug_keys[0], p, real_classes)
+        d_loss_real, real_out = self._d_update(real, y_real, True, aug_keys[0], p, real_classes,
+                                               r1_now)
         d_loss_fake, fake_out = self._d_update(fake, y_fake, False, aug_keys[1], p,
                                                self._classes_of(z_fake))
         g_loss_, g_l2 = self._g_update(z_gen, aug_keys[2], p)
@@ -206,18 +234,18 @@ class FusedEngine:
             row["ada_r"] = self._overfit(real_out)
         return row
 
-    def _joint(self, real, z_fake, z_gen, y_real, y_fake, aug_keys, p):
+    def _joint(self, real, z_fake, z_gen, y_real, y_fake, aug_keys, p, r1_now=False):
         # TF DCGAN tutorial: one G pass, both losses from it, one D update on real + fake.
         G, D = self.sg.generator, self.sg.discriminator
         set_trainable(D, True)
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = G(z_fake, training=True)
             real, real_classes = self._split(real)
-            real_out = self._d(real, real_classes, aug_keys[0], p)
+            real_out, r1 = self._d_real(real, real_classes, aug_keys[0], p, r1_now)
             fake_out = self._d(fake, self._classes_of(z_fake), aug_keys[1], p)
             d_loss_real = d_loss(self.loss, real_out, y_real, True)
             d_loss_fake = d_loss(self.loss, fake_out, y_fake, False)
-            d_loss_ = d_loss_real + d_loss_fake
+            d_loss_ = d_loss_real + d_loss_fake + r1
             g_loss_ = g_loss(self.loss, fake_out)
             g_l2 = l2_penalty(G, self.cfg.l2_alpha)
             g_extra = mode_seeking_penalty(fake, z_fake, self.cfg.mode_seeking)

@@ -45,6 +45,20 @@ def d_loss(loss: str, out, labels, real: bool):
     raise ValueError(f"unknown loss {loss!r}")
 
 
+def r1_penalty(d_call, images, gamma: float):
+    # R1 (Mescheder et al. 2018): gamma/2 * mean_i ||d s(x_i) / d x_i||^2 on the real batch:
+    # D is paid to be flat around the data, so it cannot memorise the reals with sharp logits
+    images = tf.convert_to_tensor(images)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        scores = tf.cast(d_call(images), tf.float32)
+        total = tf.reduce_sum(scores)
+    grads = tape.gradient(total, images, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    grads = tf.cast(grads, tf.float32)
+    penalty = 0.5 * gamma * tf.reduce_mean(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]))
+    return scores, penalty
+
+
 # ---- the generator -----------------------------------------------------------------------------
 
 

@@ -36,12 +36,13 @@ def test_one_fused_step_equals_one_keras_step(bn_mode):
 def test_joint_schedule_updates_both_and_is_a_different_recipe():
     cfg = tiny_config(engine="fused", schedule="joint")
     sg = fresh(cfg)
-    d0 = [v.numpy().copy() for v in sg.discriminator.trainable_weights]
+    d_vars = list(sg.discriminator.trainable_weights)  # the step ends with D frozen again,
+    d0 = [v.numpy().copy() for v in d_vars]            # so read these after it, not D's list
     g0 = [v.numpy().copy() for v in sg.generator.trainable_weights]
     row = FusedEngine(sg, cfg, "joint").step(real_batch(cfg), step_inputs(cfg, 0, 16))
     assert all(np.isfinite(v) for v in row.values())
     assert all(not np.array_equal(a, b.numpy())
-               for a, b in zip(d0, sg.discriminator.trainable_weights))
+               for a, b in zip(d0, d_vars, strict=True))
     assert all(not np.array_equal(a, b.numpy())
                for a, b in zip(g0, sg.generator.trainable_weights))
     assert sg.d_optimizer.iterations.numpy() == 1  # one D update, not two

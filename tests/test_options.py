@@ -9,12 +9,12 @@ import tensorflow as tf
 from cargan_tf import config, engines, models
 from cargan_tf.augment import ada_adjust, diff_augment
 from cargan_tf.errors import ConfigError
-from cargan_tf.losses import mode_seeking_penalty
+from cargan_tf.losses import mode_seeking_penalty, r1_penalty
 
 from conftest import fresh, real_batch, tiny_config
 
 NEW_KEYS = ("spectral_norm", "minibatch_std", "diffaugment", "loss", "fake_batch_mode",
-            "mode_seeking", "minibatch_std_group", "ada_target")
+            "mode_seeking", "minibatch_std_group", "ada_target", "r1_gamma", "r1_every")
 ALL_OPTIONS = dict(engine="fused", loss="hinge", label_noise=False, spectral_norm=True,
                    minibatch_std=True, diffaugment="color,translation,cutout", d_batchnorm=False,
                    kernel_size=4, fake_batch_mode="training")
@@ -45,6 +45,10 @@ def test_new_maths_options_are_identity_keys_and_default_off():
     (dict(engine="fused", diffaugment="color,zoom"), "color, translation, cutout"),
     (dict(engine="fused", diffaugment="color,color"), "distinct"),
     (dict(engine="fused", ada_target=0.6), "diffaugment=translation"),
+    (dict(engine="fused", r1_gamma=0.5), "loss=nonsaturating"),
+    (dict(loss="nonsaturating", r1_gamma=0.5), "engine=fused"),
+    (dict(engine="fused", loss="nonsaturating", r1_gamma=-1.0), "positive weight"),
+    (dict(engine="fused", loss="nonsaturating", r1_gamma=1.0, r1_every=0), "interval"),
     (dict(engine="fused", diffaugment="translation", ada_target=1.0), r"\(0, 1\)"),
     (dict(engine="fused", diffaugment="translation", ada_target=0.6, ada_kimg=0), "positive"),
 ])
@@ -98,6 +102,41 @@ def test_mode_seeking_term_matches_a_hand_computation_and_punishes_collapse():
     assert float(mode_seeking_penalty(varied[:5], z[:5], 1.0)) == pytest.approx(  # odd batch
         float(mode_seeking_penalty(np.concatenate([varied[:2], varied[2:4]]),
                                    np.concatenate([z[:2], z[2:4]]), 1.0)), rel=1e-6)
+
+
+def test_r1_penalty_matches_a_hand_computation():
+    # s(x) = sum(w * x) per image: grad_x s = w for every image, so the penalty is
+    # gamma/2 * sum(w^2) whatever the images, and the scores come back unchanged
+    w = tf.constant(np.random.default_rng(1).normal(size=(1, 4, 4, 3)).astype("float32"))
+    x = images(n=5, size=4)
+    scores, penalty = r1_penalty(lambda v: tf.reduce_sum(v * w, axis=[1, 2, 3])[:, None], x, 2.0)
+    assert float(penalty) == pytest.approx(float(tf.reduce_sum(w * w)), rel=1e-5)
+    np.testing.assert_allclose(scores.numpy()[:, 0], tf.reduce_sum(x * w, axis=[1, 2, 3]).numpy(),
+                               rtol=1e-5)
+    # a D that ignores its input is already flat: no penalty
+    _, flat = r1_penalty(lambda v: tf.zeros((5, 1)), x, 10.0)
+    assert float(flat) == 0.0
+
+
+@pytest.mark.parametrize("schedule", ["classic", "joint"])
+def test_r1_changes_only_the_discriminator_update_and_only_when_due(schedule):
+    base = tiny_config(engine="fused", schedule=schedule, loss="nonsaturating",
+                       fake_batch_mode="training", d_batchnorm=False)
+    real = real_batch(base)
+    after = {}
+    for name, overrides, step in (("off", {}, 0), ("on", dict(r1_gamma=10.0), 0),
+                                  ("off, step 1", {}, 1),
+                                  ("lazy, not due", dict(r1_gamma=10.0, r1_every=4), 1)):
+        cfg = base.replace(**overrides)
+        sg = fresh(cfg)
+        inputs = engines.step_inputs(cfg, step, 16)
+        assert inputs["r1_now"] == (name == "on")
+        engines.FusedEngine(sg, cfg, schedule).step(real, inputs)
+        after[name] = [v.numpy() for v in sg.discriminator.weights]  # D ends frozen
+    assert any(not np.allclose(a, b, rtol=1e-5, atol=1e-6)
+               for a, b in zip(after["off"], after["on"]))
+    for a, b in zip(after["off, step 1"], after["lazy, not due"]):  # step 1 of every 4: none
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 # ---- DiffAugment ----------------------------------------------------------------------------
@@ -279,14 +318,15 @@ def test_fused_engine_trains_with_every_option(schedule, loss):
                      label_noise=loss != "hinge")
     cfg = tiny_config(**overrides)
     sg = fresh(cfg)
-    d0 = [v.numpy().copy() for v in sg.discriminator.trainable_weights]
+    d_vars = list(sg.discriminator.trainable_weights)  # the step ends with D frozen again,
+    d0 = [v.numpy().copy() for v in d_vars]            # so read these after it, not D's list
     g0 = [v.numpy().copy() for v in sg.generator.trainable_weights]
     engine = engines.FusedEngine(sg, cfg, schedule)
     row = engine.step(real_batch(cfg), engines.step_inputs(cfg, 0, 16))
     assert all(np.isfinite(v) for v in row.values())
     assert 0 <= row["D(x)"] <= 1 and 0 <= row["D(G(z))"] <= 1
     assert all(not np.array_equal(a, b.numpy())
-               for a, b in zip(d0, sg.discriminator.trainable_weights))
+               for a, b in zip(d0, d_vars, strict=True))
     assert all(not np.array_equal(a, b.numpy())
                for a, b in zip(g0, sg.generator.trainable_weights))
 
@@ -301,7 +341,7 @@ def test_mode_seeking_changes_only_the_generator_update(schedule):
         sg = fresh(cfg)
         engines.FusedEngine(sg, cfg, schedule).step(real, engines.step_inputs(cfg, 0, 16))
         after[weight] = ([v.numpy() for v in sg.generator.trainable_weights],
-                         [v.numpy() for v in sg.discriminator.trainable_weights])
+                         [v.numpy() for v in sg.discriminator.weights])  # D ends frozen
     for a, b in zip(after[0.0][1], after[1.0][1]):  # D's update never sees G's extra term
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert any(not np.allclose(a, b, rtol=1e-5, atol=1e-6)
