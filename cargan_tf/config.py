@@ -127,6 +127,9 @@ class RunConfig:
     samples_every_batches: int = 0        # also save a grid every N batches (0: per epoch only)
     checkpoint_every_epochs: int = 1      # checkpoint at the end of every N epochs
     checkpoint_every_minutes: float = 10.0  # and at least this often inside an epoch (0: never)
+    checkpoint_min_seconds: float = 60.0  # but epoch-end ones at most this often (the last
+                                          # always): a small folder's epoch takes seconds, and a
+                                          # checkpoint (MBs) each would rewrite GBs on Drive
     keep_checkpoints: int = 3             # keep the newest K checkpoints (0: keep all)
     tensorboard: bool = False             # also write TensorBoard scalars and grids
     eval_every_epochs: int = 0            # score G every N epochs into metrics.csv and keep
@@ -302,6 +305,9 @@ class RunConfig:
             raise bad("l2_alpha", "use 0 (off) or a positive weight, e.g. 5e-4")
         if self.minutes < 0:
             raise bad("minutes", "use 0 (train for steps or epochs) or a number of minutes")
+        if self.checkpoint_min_seconds < 0:
+            raise bad("checkpoint_min_seconds", "use 0 (a checkpoint at every due epoch end) or "
+                                                "a number of seconds, e.g. 60")
         if self.checkpoint_every_minutes < 0:
             raise bad("checkpoint_every_minutes", "use 0 (off) or a number of minutes")
         if self.steps < 0:
@@ -379,7 +385,8 @@ PRESETS["small32"] = dict(PRESETS["quick32"], data_n=400, steps=12288,
 SMOKE_OVERRIDES: dict[str, Any] = dict(base_filters=8, max_filters=32, latent_dim=16, data_n=64,
                                        batch_size=16, epochs=2, steps=0, minutes=0.0,
                                        grid_size=16,
-                                       progress=False, checkpoint_every_minutes=0.0)
+                                       progress=False, checkpoint_every_minutes=0.0,
+                                       checkpoint_min_seconds=0.0)
 
 
 def preset(name: str, **overrides: Any) -> RunConfig:

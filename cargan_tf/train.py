@@ -611,7 +611,9 @@ class Trainer:
                                      self.step)
         if cfg.eval_every_epochs and done % cfg.eval_every_epochs == 0:
             self.evaluate()  # before the checkpoint, so a resume never scores an epoch twice
-        if done % max(1, cfg.checkpoint_every_epochs) == 0 or self.epoch > cfg.epochs:
+        due = done % max(1, cfg.checkpoint_every_epochs) == 0 and \
+            time.monotonic() - self._last_save >= cfg.checkpoint_min_seconds
+        if due or self.epoch > cfg.epochs:
             self.save_checkpoint()
             self._last_save = time.monotonic()
         if not self._paced and self._pace.ready(self.step):  # the warm-up is over: how long

@@ -151,6 +151,19 @@ def test_a_step_budget_trains_whole_epochs_of_the_set_it_loads(tmp_path):
     assert RunConfig.from_json(paths.config.read_text()).epochs == 4
 
 
+def test_epoch_end_checkpoints_wait_a_minimum_interval_but_the_last_is_always_written(tmp_path):
+    # a small folder's epochs take seconds: a checkpoint each would rewrite GBs on Drive
+    steps_kept = {}
+    for wait in (0.0, 3600.0):
+        cfg = tiny_config(progress=False, epochs=3, keep_checkpoints=0,
+                          checkpoint_min_seconds=wait)
+        paths = runs.RunPaths(train(cfg, tmp_path / f"wait{wait:g}"))
+        steps_kept[wait] = [runs.read_json(c / "state.json")["step"]
+                            for c in runs.list_checkpoints(paths)]
+    assert steps_kept[0.0] == [4, 8, 12]   # 64 images in batches of 16: every epoch end
+    assert steps_kept[3600.0] == [12]      # only the last: the run can still be resumed
+
+
 def test_negative_samples_every_epochs_is_refused():
     with pytest.raises(ConfigError, match="samples_every_epochs=-1 is not valid"):
         tiny_config(samples_every_epochs=-1).validate()
