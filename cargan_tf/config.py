@@ -495,14 +495,17 @@ def resolve(preset: str | None = None, overrides: Mapping[str, Any] | None = Non
             data: str | None = None, run_dir: str | os.PathLike | None = None,
             smoke: bool = False, epochs: int | None = None, steps: int | None = None,
             minutes: float | None = None, config_file: str | os.PathLike | None = None,
-            base: str | os.PathLike | None = None, n_images: int | None = None) -> RunConfig:
+            base: str | os.PathLike | None = None, n_images: int | None = None,
+            settings: Mapping[str, Any] | None = None) -> RunConfig:
     """The final RunConfig of a run, from what its user asked for: the CLI's `train`, the
     notebooks and train() all make it here, before anything is built, and nothing replaces it.
 
     1. the start: `config_file` (a config.json); else, with no `preset`, the run folder's own
        config.json when `run_dir` holds one (a resume); else the preset (default quick32);
     2. smoke: tiny sizes, first, so the values asked for below still win;
-    3. `overrides` ({key: value}; a None value means "the preset's"), then the length asked
+    3. `settings` ({key: value} as written, None included: the CLI's `--set data_n=none` means
+       no limit), then `overrides` ({key: value}; a None value means "the preset's": the
+       notebooks' parameters), then the length asked
        for (length_overrides: epochs clear a step budget; minutes become steps after a
        warm-up), then `data`;
     4. finish(): data made absolute (a relative folder under `base`, default the working
@@ -519,7 +522,8 @@ def resolve(preset: str | None = None, overrides: Mapping[str, Any] | None = Non
         cfg = globals()["preset"](preset or "quick32")
     if smoke:
         cfg = globals()["smoke"](cfg)
-    changes = {key: value for key, value in (overrides or {}).items() if value is not None}
+    changes = dict(settings or {})
+    changes.update({key: value for key, value in (overrides or {}).items() if value is not None})
     changes.update(length_overrides(epochs, steps, minutes))
     saved = read_config_file(own) if minutes is not None and own is not None and own.is_file() \
         else None

@@ -107,6 +107,21 @@ def test_train_takes_a_step_budget_or_epochs(argv, steps, epochs):
     assert cfg.steps == steps and (epochs is None or cfg.epochs == epochs)
 
 
+def test_set_values_are_kept_unless_a_flag_is_given():
+    # --set batch_size=32 was undone by --batch-size's unset default, and --set data_n=none
+    # (no limit) was read as "the preset's" 8,192
+    from cargan_tf.commands.train import config_from_args
+
+    def cfg_of(*argv):
+        return config_from_args(cli.build_parser().parse_args(["train", "--preset", "quick32",
+                                                               *argv]))
+
+    cfg = cfg_of("--set", "batch_size=32", "--set", "data_n=none", "--set", "image_size=64")
+    assert (cfg.batch_size, cfg.data_n, cfg.image_size) == (32, None, 64)
+    assert cfg_of("--set", "batch_size=32", "--batch-size", "16").batch_size == 16  # the flag
+    assert (cfg_of().batch_size, cfg_of().data_n) == (64, 8192)                     # the preset's
+
+
 def test_train_refuses_both_epochs_and_steps(capsys):
     assert cli.main(["train", "--preset", "small32", "--epochs", "10", "--steps", "60"]) == 2
     assert "give one length, not both" in capsys.readouterr().err

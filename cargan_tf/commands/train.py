@@ -65,12 +65,15 @@ def register(subparsers) -> None:
 
 def config_from_args(args) -> RunConfig:
     """The run's config from the command line, through config.resolve (the notebooks' way too)."""
-    overrides = dict(parse_override(text) for text in args.set)
-    for flag in ("batch_size", "image_size", "strategy", "init_from"):
-        overrides[flag] = getattr(args, flag)  # None: the preset's
+    # --set values are applied as written (data_n=none: no limit); a flag only when given, so
+    # `--set batch_size=32` without --batch-size is not undone by the flag's unset default
+    settings = dict(parse_override(text) for text in args.set)
+    overrides = {flag: getattr(args, flag)
+                 for flag in ("batch_size", "image_size", "strategy", "init_from")
+                 if getattr(args, flag) is not None}
     if args.no_progress:
         overrides["progress"] = False
-    return resolve(args.preset, overrides, data=args.data, run_dir=args.run_dir,
+    return resolve(args.preset, overrides, settings=settings, data=args.data, run_dir=args.run_dir,
                    smoke=args.smoke, epochs=args.epochs, steps=args.steps,
                    minutes=args.minutes, config_file=args.config)
 
