@@ -64,6 +64,19 @@ def test_a_step_budget_becomes_whole_epochs_of_the_loaded_set():
         cfg.replace(steps=-1)
 
 
+def test_photo64_is_quick32_at_64_with_flips_r1_and_every_photo():
+    photo, quick = config.preset("photo64"), config.preset("quick32")
+    photo.validate()  # R1 needs the logit loss and the fused engine: the preset has both
+    assert (photo.image_size, photo.steps, photo.data_n, photo.flip) == (64, 7000, None, True)
+    assert (photo.loss, photo.r1_gamma, photo.r1_every, photo.engine) == \
+        ("nonsaturating", 0.05, 4, "fused")
+    same = {k for k in config.IDENTITY_KEYS if getattr(photo, k) == getattr(quick, k)}
+    assert set(config.IDENTITY_KEYS) - same == {"preset", "image_size", "data_n", "flip", "loss",
+                                                "r1_gamma", "r1_every"}
+    cfg = config.resolve("photo64", data="photos/", n_images=2500)   # 39 batches an epoch
+    assert (cfg.steps, cfg.epochs) == (7000, 180)
+
+
 def test_small32_is_quick32_with_ada_and_a_step_budget():
     small, quick = config.preset("small32"), config.preset("quick32")
     assert (small.steps, small.data_n, small.ada_target, small.diffaugment) == \
