@@ -29,6 +29,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 DEFAULT_RECIPES = ("aim64", "dcgan64", "selu128")
 
 
@@ -44,20 +45,18 @@ def parse_recipe(text: str) -> tuple[str, str, list[str]]:
     return name, preset, settings
 
 
+def run_dir_for(name: str, args) -> Path:
+    return args.workdir / f"{name}-seed{args.seed}"
+
+
 def train_command(name: str, preset: str, settings: list[str], args) -> list[str]:
     command = [sys.executable, "-m", "cargan_tf", "train", "--preset", preset,
-               "--data", str(args.data), "--run-dir", str(args.workdir / f"{name}-seed{args.seed}"),
-               "--no-progress",
-               "--set", "data_n=none", "--set", f"seed={args.seed}"]
+               "--data", str(args.data), "--run-dir", str(run_dir_for(name, args)),
+               "--no-progress", "--set", "data_n=none", "--set", f"seed={args.seed}"]
     for setting in settings:
         command += ["--set", setting]
     # --smoke keeps its own 2 epochs: a length asked for on the command line would win over it
     return command + (["--smoke"] if args.smoke else ["--minutes", str(args.minutes)])
-
-
-def last_grid(run_dir: Path) -> Path | None:
-    grids = sorted((run_dir / "samples").glob("epoch_*.png"))
-    return grids[-1] if grids else None
 
 
 def side_by_side(rows: list[dict], out: Path, height: int = 384) -> None:
@@ -65,19 +64,18 @@ def side_by_side(rows: list[dict], out: Path, height: int = 384) -> None:
     import cv2
     import numpy as np
 
+    from cargan_tf.viz import _caption
+
     panels = []
     for row in rows:
         grid = cv2.imread(row["grid"])
         grid = cv2.resize(grid, (height * grid.shape[1] // grid.shape[0], height),
                           interpolation=cv2.INTER_AREA)
-        label = np.full((28, grid.shape[1], 3), 255, np.uint8)
-        text = f"{row['recipe']}  FID {row['fid']:.0f}  {row['steps']} steps"
-        cv2.putText(label, text, (4, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
-                    cv2.LINE_AA)
-        panels.append(np.vstack([label, grid]))
-        panels.append(np.full((height + 28, 8, 3), 255, np.uint8))
+        panels.append(_caption(grid, f"{row['recipe']}  FID {row['fid']:.0f}  {row['steps']} steps"))
+    gap = np.full((panels[0].shape[0], 8, 3), 255, np.uint8)
     out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out), np.hstack(panels[:-1]), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    cv2.imwrite(str(out), np.hstack([p for panel in panels for p in (panel, gap)][:-1]),
+                [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -104,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for text in args.recipe or DEFAULT_RECIPES:
         name, preset, settings = parse_recipe(text)
-        run_dir = args.workdir / f"{name}-seed{args.seed}"
+        run_dir = run_dir_for(name, args)
         if not (run_dir / "generator.keras").exists():
             print(f"{name}: training {'(smoke)' if args.smoke else f'{args.minutes:g} min'} ...",
                   flush=True)
@@ -130,12 +128,14 @@ def main(argv: list[str] | None = None) -> None:
 def summarise(name: str, preset: str, settings: list[str], run_dir: Path, scores: dict) -> dict:
     import csv
 
+    from cargan_tf.runs import RunPaths
+
     with open(run_dir / "history.csv") as f:
         seconds = [float(row["seconds"]) for row in csv.DictReader(f)]
     return {"recipe": name, "preset": preset, "set": settings, "steps": len(seconds),
             "seconds_per_step": sum(seconds) / max(1, len(seconds)),
             "fid": scores["fid"], "precision": scores["precision"], "recall": scores["recall"],
-            "diversity": scores["diversity"], "grid": str(last_grid(run_dir))}
+            "diversity": scores["diversity"], "grid": str(RunPaths(run_dir).list_sample_grids()[-1])}
 
 
 def format_row(row: dict) -> str:

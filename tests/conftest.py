@@ -31,6 +31,16 @@ CAN_UNSHARE = _can_unshare()
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+def load_benchmark(name: str):
+    """benchmarks/<name>.py imported as a module: the benchmarks are scripts, not a package."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def tiny_config(**overrides):
     """The smoke version of the aim64 recipe on toycars at 16x16 (seconds on a CPU)."""
     from cargan_tf import config

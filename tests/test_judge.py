@@ -6,7 +6,6 @@ does not rise with blur, noise or cutout on real photos is broken, and CI says s
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import cv2
@@ -16,17 +15,13 @@ import pytest
 from cargan_tf import evaluate, features, metrics, viz
 from cargan_tf.data.toycars import draw_toycars
 
-from conftest import REPO, SHARED_DATA
+from conftest import SHARED_DATA, load_benchmark
 
 STANFORD = SHARED_DATA / "stanford_cars_3k"
 
 
 def _validation_module():
-    spec = importlib.util.spec_from_file_location(
-        "judge_validation", REPO / "benchmarks" / "judge_validation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("judge_validation")
 
 
 @pytest.fixture(scope="module")

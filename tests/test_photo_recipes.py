@@ -1,6 +1,5 @@
 """benchmarks/photo_recipes.py: the seeds' recipes on photos for equal wall time, judged."""
 
-import importlib.util
 import json
 import math
 
@@ -8,16 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def photo_recipes():
-    spec = importlib.util.spec_from_file_location(
-        "photo_recipes", REPO / "benchmarks" / "photo_recipes.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("photo_recipes")
 
 
 def test_a_recipe_names_its_preset_and_its_set_changes(photo_recipes):

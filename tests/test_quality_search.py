@@ -1,19 +1,13 @@
 """benchmarks/quality_search.py builds equal-step configs for every candidate."""
 
-import importlib.util
-
 import pytest
 
-from conftest import REPO
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def quality_search():
-    spec = importlib.util.spec_from_file_location(
-        "quality_search", REPO / "benchmarks" / "quality_search.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("quality_search")
 
 
 @pytest.mark.parametrize("name", ["baseline", "quick32", "quick32_ada", "hinge_sn"])
