@@ -15,12 +15,16 @@ time so each has the whole machine; then `evaluate --features photo` scores its 
 no run trains on. Printed and written to --out: FID, precision, recall, diversity, steps done
 and seconds per step. --grid puts each run's last sample grid side by side, labelled.
 A finished run is not trained again (its folder is reused), so the command can be rerun.
+--reference NAME=RUN_DIR@STEP adds an existing run's checkpoint at STEP (e.g. the photo recipe
+at the step it reaches alone in --minutes), scored by checkpoint_curve.py with the same judge,
+latents, --n and held-out photos, and its grid from that epoch, first in the table and picture.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -87,6 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--recipe", action="append", default=[],
                         help="NAME=PRESET[:KEY=VALUE,...] (repeatable; default: the seeds' "
                              f"{', '.join(DEFAULT_RECIPES)})")
+    parser.add_argument("--reference", action="append", default=[],
+                        help="NAME=RUN_DIR@STEP: an existing run's checkpoint, shown first")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n", type=int, default=500, help="samples and held-out photos scored")
     parser.add_argument("--workdir", type=Path, default=REPO / "runs" / "photo_recipes")
@@ -99,7 +105,9 @@ def main(argv: list[str] | None = None) -> None:
         if not folder.is_dir():
             raise SystemExit(f"{flag} {folder}: not a folder of photos")
 
-    rows = []
+    rows = [reference_row(text, args) for text in args.reference]
+    for row in rows:
+        print(format_row(row), flush=True)
     for text in args.recipe or DEFAULT_RECIPES:
         name, preset, settings = parse_recipe(text)
         run_dir = run_dir_for(name, args)
@@ -125,6 +133,41 @@ def main(argv: list[str] | None = None) -> None:
         side_by_side(rows, args.grid)
 
 
+def reference_row(text: str, args) -> dict:
+    """'NAME=RUN_DIR@STEP' -> that checkpoint's scores and grid, in a recipe's row format."""
+    import csv
+
+    from cargan_tf.runs import RunPaths, list_checkpoints, read_json
+
+    name, _, rest = text.partition("=")
+    run_text, _, step_text = rest.rpartition("@")
+    if not (name and run_text and step_text.isdigit()):
+        raise SystemExit(f"--reference {text!r}: use NAME=RUN_DIR@STEP")
+    run_dir, step = Path(run_text), int(step_text)
+    steps = [int(read_json(c / "state.json")["step"]) for c in list_checkpoints(RunPaths(run_dir))]
+    if step not in steps:
+        raise SystemExit(f"--reference {text!r}: {run_dir} has no checkpoint at step {step} "
+                         f"(it has {', '.join(map(str, steps)) or 'none'})")
+    curve = args.workdir / "reference_scores.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "checkpoint_curve.py"),
+                    str(run_dir), "--real", str(args.held_out), "--n", str(args.n),
+                    "--at", str(step), "--out", str(curve)],
+                   cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    key = f"photo-{args.n}-{step}"
+    scores = json.loads(curve.read_text())[str(run_dir)]
+    with open(run_dir / "history.csv") as f:
+        seconds = [float(row["seconds"]) for row in csv.DictReader(f)][:step]
+    # the newest grid up to the end of the epoch that holds STEP (grids are named by epoch)
+    epoch = math.ceil(step / read_json(run_dir / "run_info.json")["steps_per_epoch"])
+    grids = [g for g in RunPaths(run_dir).list_sample_grids() if int(g.stem[6:]) <= epoch]
+    config = json.loads((run_dir / "config.json").read_text())
+    return {"recipe": name, "preset": config["preset"], "set": [], "from": f"{run_dir}@{step}",
+            "steps": step, "seconds_per_step": sum(seconds) / max(1, len(seconds)),
+            "fid": scores[key], **{k: scores[f"{key}-spread"][k]
+                                   for k in ("precision", "recall", "diversity")},
+            "grid": str(grids[-1])}
+
+
 def summarise(name: str, preset: str, settings: list[str], run_dir: Path, scores: dict) -> dict:
     import csv
 
@@ -139,7 +182,8 @@ def summarise(name: str, preset: str, settings: list[str], run_dir: Path, scores
 
 
 def format_row(row: dict) -> str:
-    changes = " ".join(f"--set {s}" for s in row["set"]) or "(as published)"
+    changes = (f"(checkpoint {row['from']})" if "from" in row
+               else " ".join(f"--set {s}" for s in row["set"]) or "(as published)")
     return (f"{row['recipe']:<16} {row['steps']:>6} steps  {row['seconds_per_step']:.2f} s/step  "
             f"FID {row['fid']:7.1f}  precision {row['precision']:.3f}  recall "
             f"{row['recall']:.3f}  diversity {row['diversity']:.3f}  {changes}")

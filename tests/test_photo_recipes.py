@@ -66,6 +66,23 @@ def test_smoke_run_trains_scores_and_draws_the_recipes_side_by_side(photo_recipe
     picture = cv2.imread(str(grid))
     assert picture is not None and picture.shape[1] > 2 * picture.shape[0] - 100  # two panels
 
+    # an existing run's checkpoint as the reference: scored like the recipes, shown first
+    nobn = tmp_path / "runs" / "nobn-seed0"
+    step = max(json.loads(p.read_text())["step"] for p in nobn.glob("checkpoints/*/state.json"))
+    with pytest.raises(SystemExit, match=f"has no checkpoint at step {step + 1} .it has .*{step}"):
+        photo_recipes.main(["--data", str(tmp_path / "train"), "--held-out",
+                            str(tmp_path / "held"), "--reference", f"ref={nobn}@{step + 1}",
+                            "--workdir", str(tmp_path / "runs")])
+    photo_recipes.main(["--data", str(tmp_path / "train"), "--held-out", str(tmp_path / "held"),
+                        "--recipe", "nobn=aim64:d_batchnorm=false", "--reference",
+                        f"ref={nobn}@{step}", "--smoke", "--n", "24", "--workdir",
+                        str(tmp_path / "runs"), "--out", str(out)])
+    reference, again = json.loads(out.read_text())
+    assert (reference["recipe"], reference["steps"]) == ("ref", step)
+    assert reference["from"] == f"{nobn}@{step}" and reference["grid"] == again["grid"]
+    # the same weights, latents and photos: the checkpoint scores what the finished run scored
+    assert reference["fid"] == pytest.approx(again["fid"], rel=1e-3)
+
 
 def test_missing_folders_are_named(photo_recipes, tmp_path):
     with pytest.raises(SystemExit, match="--held-out .*: not a folder of photos"):
