@@ -385,8 +385,9 @@ PRESETS["small32"] = dict(PRESETS["quick32"], data_n=400, steps=12288,
 # penalty on the reals (gamma 0.05, every 4th step: StyleGAN2's ~0.0002 * 64^2 / 64 = 0.013,
 # rounded up for a BatchNorm-free D) and 7,000 steps. On 2,500 varied Stanford Cars photos it
 # draws distorted but recognisable cars (photo-judge FID 28.0 at 7,020 steps; flips alone 42.6
-# at 6,240; quick32 at 64x64 93 at 3,027) and keeps improving when trained longer (14.6 at
-# 14,001, no collapse); BENCHMARKS.md, "Photo recipe search". One seed so far.
+# at 6,240; quick32 at 64x64 93 at 3,027) and keeps improving when trained longer (14.5 at
+# 14,001, no collapse); BENCHMARKS.md, "Photo recipe search". A second seed is slower: 41.0
+# at 7,020, still falling fast there.
 PRESETS["photo64"] = dict(PRESETS["quick32"], image_size=64, data_n=None, steps=7000, flip=True,
                           loss="nonsaturating", r1_gamma=0.05, r1_every=4)
 
