@@ -135,8 +135,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def reference_row(text: str, args) -> dict:
     """'NAME=RUN_DIR@STEP' -> that checkpoint's scores and grid, in a recipe's row format."""
-    import csv
-
     from cargan_tf.runs import RunPaths, list_checkpoints, read_json
 
     name, _, rest = text.partition("=")
@@ -150,31 +148,35 @@ def reference_row(text: str, args) -> dict:
                          f"(it has {', '.join(map(str, steps)) or 'none'})")
     curve = args.workdir / "reference_scores.json"
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "checkpoint_curve.py"),
-                    str(run_dir), "--real", str(args.held_out), "--n", str(args.n),
-                    "--at", str(step), "--out", str(curve)],
+                    str(run_dir), "--real", str(args.held_out), "--features", "photo",
+                    "--n", str(args.n), "--at", str(step), "--out", str(curve)],
                    cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-    key = f"photo-{args.n}-{step}"
-    scores = json.loads(curve.read_text())[str(run_dir)]
-    with open(run_dir / "history.csv") as f:
-        seconds = [float(row["seconds"]) for row in csv.DictReader(f)][:step]
+    key = f"photo-{args.n}-{step}"  # checkpoint_curve's key: features-n-step
+    scores = read_json(curve)[str(run_dir)]
+    seconds = step_seconds(run_dir)[:step]
     # the newest grid up to the end of the epoch that holds STEP (grids are named by epoch)
     epoch = math.ceil(step / read_json(run_dir / "run_info.json")["steps_per_epoch"])
     grids = [g for g in RunPaths(run_dir).list_sample_grids() if int(g.stem[6:]) <= epoch]
-    config = json.loads((run_dir / "config.json").read_text())
-    return {"recipe": name, "preset": config["preset"], "set": [], "from": f"{run_dir}@{step}",
+    preset = read_json(run_dir / "config.json")["preset"]
+    return {"recipe": name, "preset": preset, "set": [], "from": f"{run_dir}@{step}",
             "steps": step, "seconds_per_step": sum(seconds) / max(1, len(seconds)),
             "fid": scores[key], **{k: scores[f"{key}-spread"][k]
                                    for k in ("precision", "recall", "diversity")},
             "grid": str(grids[-1])}
 
 
-def summarise(name: str, preset: str, settings: list[str], run_dir: Path, scores: dict) -> dict:
+def step_seconds(run_dir: Path) -> list[float]:
+    """Each training step's seconds, in order (history.csv has one row a step)."""
     import csv
 
+    with open(run_dir / "history.csv") as f:
+        return [float(row["seconds"]) for row in csv.DictReader(f)]
+
+
+def summarise(name: str, preset: str, settings: list[str], run_dir: Path, scores: dict) -> dict:
     from cargan_tf.runs import RunPaths
 
-    with open(run_dir / "history.csv") as f:
-        seconds = [float(row["seconds"]) for row in csv.DictReader(f)]
+    seconds = step_seconds(run_dir)
     return {"recipe": name, "preset": preset, "set": settings, "steps": len(seconds),
             "seconds_per_step": sum(seconds) / max(1, len(seconds)),
             "fid": scores["fid"], "precision": scores["precision"], "recall": scores["recall"],
