@@ -68,14 +68,14 @@ def side_by_side(rows: list[dict], out: Path, height: int = 384) -> None:
     import cv2
     import numpy as np
 
-    from cargan_tf.viz import _caption
+    from cargan_tf.viz import caption
 
     panels = []
     for row in rows:
         grid = cv2.imread(row["grid"])
         grid = cv2.resize(grid, (height * grid.shape[1] // grid.shape[0], height),
                           interpolation=cv2.INTER_AREA)
-        panels.append(_caption(grid, f"{row['recipe']}  FID {row['fid']:.0f}  {row['steps']} steps"))
+        panels.append(caption(grid, f"{row['recipe']}  FID {row['fid']:.0f}  {row['steps']} steps"))
     gap = np.full((panels[0].shape[0], 8, 3), 255, np.uint8)
     out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out), np.hstack([p for panel in panels for p in (panel, gap)][:-1]),

@@ -58,7 +58,7 @@ def comparison_config(data: str = "toycars", image_size: int = 32, epochs: int =
 
 
 def _row_strip(images: np.ndarray, label: str, cols: int) -> np.ndarray:
-    return viz._caption(viz.upscale(viz.image_grid(images, cols), 64 * cols), label)
+    return viz.caption(viz.upscale(viz.image_grid(images, cols), 64 * cols), label)
 
 
 def _stack(strips: list[np.ndarray]) -> np.ndarray:

@@ -155,11 +155,15 @@ def plot_d_outputs(history_csv: str | os.PathLike, out_png: str | os.PathLike) -
                          "D(x) on real and D(G(z)) on generated batches", axes=half_line)
 
 
-def _caption(image: np.ndarray, text: str) -> np.ndarray:
-    """Add a white strip with black text above an RGB/gray uint8 image."""
+def caption(image: np.ndarray, text: str) -> np.ndarray:
+    """Add a white strip with black text above an RGB/gray uint8 image; a text too long for
+    the image's width is drawn smaller rather than cut off at the edge."""
     h = max(18, image.shape[0] // 14)
     strip = np.full((h, image.shape[1], image.shape[2]), 255, np.uint8)
     scale = h / 30
+    width = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, int(scale * 2)))[0][0]
+    if width > image.shape[1] - 8:
+        scale *= (image.shape[1] - 8) / width
     cv2.putText(strip, text, (4, int(h * 0.75)), cv2.FONT_HERSHEY_SIMPLEX, scale,
                 (0,) * image.shape[2], max(1, int(scale * 2)), cv2.LINE_AA)
     return np.concatenate([strip, image], axis=0)
@@ -170,8 +174,8 @@ def real_vs_fake(real: np.ndarray, fake: np.ndarray, out_png: str | os.PathLike,
     """real_vs_fake.png: a grid of real images beside a grid of generated ones, captioned."""
     side = math.ceil(math.sqrt(min(n, len(real), len(fake))))
     count = side * side
-    left = _caption(upscale(image_grid(real[:count], side), 256), "real")
-    right = _caption(upscale(image_grid(fake[:count], side), 256), "generated")
+    left = caption(upscale(image_grid(real[:count], side), 256), "real")
+    right = caption(upscale(image_grid(fake[:count], side), 256), "generated")
     gap = np.full((left.shape[0], 8, left.shape[2]), 255, np.uint8)
     return save_png(out_png, np.concatenate([left, gap, right], axis=1))
 
@@ -212,7 +216,7 @@ def make_gif(frames: Sequence[str | os.PathLike], out_gif: str | os.PathLike,
             image = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
                                interpolation=cv2.INTER_AREA)
         label = labels[i] if labels else Path(frame).stem.replace("_", " ")
-        images.append(_caption(image, label))
+        images.append(caption(image, label))
     shape = images[0].shape
     images = [cv2.resize(im, (shape[1], shape[0])) if im.shape != shape else im for im in images]
     buffer = io.BytesIO()

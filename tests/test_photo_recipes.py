@@ -87,3 +87,13 @@ def test_smoke_run_trains_scores_and_draws_the_recipes_side_by_side(photo_recipe
 def test_missing_folders_are_named(photo_recipes, tmp_path):
     with pytest.raises(SystemExit, match="--held-out .*: not a folder of photos"):
         photo_recipes.main(["--data", str(tmp_path), "--held-out", str(tmp_path / "nope")])
+
+
+def test_a_caption_wider_than_its_panel_is_drawn_smaller_not_cut_off():
+    from cargan_tf.viz import caption
+
+    panel = np.zeros((120, 80, 3), np.uint8)
+    out = caption(panel, "photo64_s0  FID 64  3900 steps")
+    strip = out[: out.shape[0] - panel.shape[0]]
+    assert out.shape[1] == 80 and (strip < 128).any(), "the caption was not drawn"
+    assert (strip[:, -2:] == 255).all(), "the caption runs off the panel's right edge"
