@@ -122,6 +122,21 @@ def test_set_values_are_kept_unless_a_flag_is_given():
     assert (cfg_of().batch_size, cfg_of().data_n) == (64, 8192)                     # the preset's
 
 
+def test_a_photo_folder_on_the_default_preset_gets_the_photo64_tip(tmp_path):
+    from cargan_tf.commands.train import config_from_args, photo_hint
+
+    def hint(*argv):
+        args = cli.build_parser().parse_args(["train", *argv])
+        return photo_hint(args, config_from_args(args))
+
+    (tmp_path / "photos").mkdir()
+    folder = str(tmp_path / "photos")
+    assert "--preset photo64" in hint("--data", folder, "--run-dir", str(tmp_path / "r"))
+    assert hint("--data", folder, "--preset", "quick32") is None      # asked for by name
+    assert hint("--data", folder, "--preset", "photo64") is None
+    assert hint("--data", "toycars", "--run-dir", str(tmp_path / "r")) is None
+
+
 def test_train_refuses_both_epochs_and_steps(capsys):
     assert cli.main(["train", "--preset", "small32", "--epochs", "10", "--steps", "60"]) == 2
     assert "give one length, not both" in capsys.readouterr().err

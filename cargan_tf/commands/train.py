@@ -79,8 +79,22 @@ def config_from_args(args) -> RunConfig:
                    minutes=args.minutes, config_file=args.config)
 
 
+def photo_hint(args, cfg: RunConfig) -> str | None:
+    """A tip when a folder of images trains on the default preset (no --preset, no --config):
+    quick32 at 32x32 draws colour smears on car photos, photo64 draws cars (BENCHMARKS.md)."""
+    if args.preset or args.config or cfg.preset != "quick32" or not cfg.data \
+            or not Path(cfg.data).is_dir():
+        return None
+    return ("tip: on car photos the default (quick32, 32x32) draws colour smears; "
+            "--preset photo64 draws cars at 64x64 (about 45 min on 2 CPU cores, "
+            "BENCHMARKS.md: 'Photo recipe search')")
+
+
 def run(args) -> int:
     cfg = config_from_args(args)
+    hint = photo_hint(args, cfg)
+    if hint:
+        print(hint, flush=True)
     run_dir = Path(args.run_dir or Path("runs") / run_name(cfg.preset, cfg.data, args.smoke))
     from cargan_tf.train import train  # here: it imports TensorFlow, which `--help` must not
 
