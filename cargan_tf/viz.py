@@ -160,12 +160,11 @@ def caption(image: np.ndarray, text: str) -> np.ndarray:
     the image's width is drawn smaller rather than cut off at the edge."""
     h = max(18, image.shape[0] // 14)
     strip = np.full((h, image.shape[1], image.shape[2]), 255, np.uint8)
-    scale = h / 30
-    width = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, int(scale * 2)))[0][0]
-    if width > image.shape[1] - 8:
-        scale *= (image.shape[1] - 8) / width
-    cv2.putText(strip, text, (4, int(h * 0.75)), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                (0,) * image.shape[2], max(1, int(scale * 2)), cv2.LINE_AA)
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, h / 30
+    width = cv2.getTextSize(text, font, scale, max(1, int(scale * 2)))[0][0]
+    scale *= min(1.0, (image.shape[1] - 8) / width)  # 4 px margin each side
+    cv2.putText(strip, text, (4, int(h * 0.75)), font, scale, (0,) * image.shape[2],
+                max(1, int(scale * 2)), cv2.LINE_AA)
     return np.concatenate([strip, image], axis=0)
 
 
