@@ -387,7 +387,7 @@ PRESETS["small32"] = dict(PRESETS["quick32"], data_n=400, steps=12288,
 # draws distorted but recognisable cars (photo-judge FID 28.0 at 7,020 steps; flips alone 42.6
 # at 6,240; quick32 at 64x64 93 at 3,027) and keeps improving when trained longer (14.5 at
 # 14,001, no collapse); BENCHMARKS.md, "Photo recipe search". A second seed is slower: 41.0
-# at 7,020, still falling fast there. Its edge over quick32 at 64x64 is per step: R1 makes its
+# at 7,020, 15.5 at 14,001. Its edge over quick32 at 64x64 is per step: R1 makes its
 # steps 18% slower on 2 CPU cores, and for the same 60 minutes the two are level (19.2 vs 18.9).
 PRESETS["photo64"] = dict(PRESETS["quick32"], image_size=64, data_n=None, steps=7000, flip=True,
                           loss="nonsaturating", r1_gamma=0.05, r1_every=4)
