@@ -60,6 +60,16 @@ def fresh(cfg):
     return build_gan(models.build_generator(cfg), models.build_discriminator(cfg), cfg)
 
 
+def meaningful_weights(model):
+    """Indices into model.weights, leaving out each bias that feeds a batch norm: its true
+    gradient is zero, and Adam turns its round-off (which changes with the ops around it) into
+    steps of ~1e-5, so comparing it across two different graphs tests nothing but noise."""
+    layers = model.layers
+    noise = {id(layer.bias) for layer, nxt in zip(layers, layers[1:])
+             if getattr(layer, "bias", None) is not None and "batch_norm" in nxt.name}
+    return [i for i, v in enumerate(model.weights) if id(v) not in noise]
+
+
 def real_batch(cfg, n=16):
     """A fixed random 'real' batch float32 (n, S, S, C) in [-1, 1] for cfg's image shape."""
     import numpy as np
