@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from cargan_tf.env import is_chief_process
+from cargan_tf.env import auto_precision, is_chief_process
 from cargan_tf.errors import ConfigError
 from cargan_tf.runs import RunPaths
 
@@ -101,6 +101,7 @@ class RunConfig:
     drop_remainder: bool = True           # fixed batch shape: no retrace, frozen-D stays sound
     seed: int = 0                         # seeds weights, latents, label noise and shuffling
     precision: str = "float32"            # float32 | mixed_bfloat16 (CPU/TPU) | mixed_float16 (GPU)
+                                          # | auto (finish(): bf16 on a CPU with bf16 instructions)
     conditional: bool = False             # class-conditional GAN (conditional.py): the classes
                                           # are toycars' body types or a data folder's
                                           # sub-folders (classes.json); G gets z + the class's
@@ -329,7 +330,7 @@ class RunConfig:
 ARCHITECTURES = ("dcgan", "pytorch_dcgan", "fashion28")
 LOSSES = ("bce", "nonsaturating", "hinge")
 ACTIVATIONS = ("relu", "leaky_relu", "selu")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 STRATEGIES = ("default", "mirrored", "tpu", "multiworker")
 
 IDENTITY_KEYS: tuple[str, ...] = (
@@ -549,8 +550,11 @@ def finish(cfg: RunConfig, n_images: int | None = None, *,
            base: str | os.PathLike | None = None) -> RunConfig:
     """The last step of resolve(), the one that needs the training set: `cfg` with its data
     folder absolute (under `base`), a step budget as whole epochs of `n_images` images (when
-    given), and no progress bar on a non-chief worker. Applied twice, it changes nothing."""
+    given), precision "auto" settled for this machine (env.auto_precision), and no progress bar
+    on a non-chief worker. Applied twice, it changes nothing."""
     changes: dict[str, Any] = {"data": normalize_data(cfg.data, base=base)}
+    if cfg.precision == "auto":  # settled here, so config.json and a resume hold the real one
+        changes["precision"] = auto_precision()[0]
     if minutes_pending(cfg):
         changes["epochs"] = PROVISIONAL_EPOCHS  # the warm-up sets steps and epochs (pace.py)
     elif n_images is not None and cfg.steps:

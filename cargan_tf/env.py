@@ -148,6 +148,48 @@ def is_chief_task(tf_config: str | None = None) -> bool:
     return task_type == "worker" and task_id == 0 and "chief" not in spec.get("cluster", {})
 
 
+# ---- what this machine computes fast --------------------------------------------------------
+
+# CPU flags for bfloat16 dot products in hardware (AMD Zen 4 and later, Intel Cooper Lake and
+# Sapphire Rapids and later). Without them TensorFlow emulates bf16 at a tenth of float32's speed.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them; empty where /proc/cpuinfo is missing."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return frozenset(value.split())
+    return frozenset()
+
+
+def nvidia_gpu_present(dev: str | os.PathLike = "/dev") -> bool:
+    """True where an NVIDIA GPU's device file exists (Colab's GPU runtimes have /dev/nvidia0)."""
+    return any(Path(dev).glob("nvidia[0-9]*"))
+
+
+def auto_precision(flags: frozenset[str] | None = None, gpu: bool | None = None) -> tuple[str, str]:
+    """What RunConfig.precision="auto" becomes on this machine, and why (one line).
+
+    mixed_bfloat16 only on a machine without an NVIDIA GPU whose CPU has bf16 instructions:
+    there it trains photo64 at batch 32 1.4x faster than float32 (BENCHMARKS.md). float32
+    everywhere else: a CPU without them emulates bf16 ~10x slower, and a Colab T4 has no bf16.
+    """
+    flags = cpu_flags() if flags is None else flags
+    gpu = nvidia_gpu_present() if gpu is None else gpu
+    if gpu:
+        return "float32", "an NVIDIA GPU is present (float32; try mixed_float16 yourself)"
+    found = sorted(set(BF16_CPU_FLAGS) & set(flags))
+    if found:
+        return "mixed_bfloat16", f"this CPU does bfloat16 in hardware ({', '.join(found)})"
+    return "float32", "this CPU has no bfloat16 instructions (avx512_bf16 / amx_bf16)"
+
+
 # ---- installing in Colab -------------------------------------------------------------------
 
 def _version_tuple(text: str) -> tuple[int, ...]:

@@ -535,7 +535,7 @@ class Trainer:
         self._writer = tf.summary.create_file_writer(str(self.paths.tensorboard)) \
             if cfg.tensorboard else None
         self._last_save, self._last_plots = time.monotonic(), -math.inf
-        self._pace, self._paced = Pace(), False
+        self._pace, self._paced = Pace(r1_every=cfg.r1_every if cfg.r1_gamma else 0), False
         self._batch_start, self._data_wait = time.perf_counter(), 0.0
 
     def batches(self) -> Iterator[tf.Tensor]:

@@ -194,3 +194,38 @@ def test_the_default_run_name_is_one_rule():
     assert run_name("quick32", "toycars") == "quick32-toycars"
     assert run_name("aim64", "/data/prepared/cars_64/", smoke=True) == "aim64-cars_64-smoke"
     assert run_name("fashion28", "fashion_mnist:/data/fm") == "fashion28-fm"
+
+
+def test_auto_precision_is_bf16_only_on_a_cpu_that_does_bf16_without_a_gpu(tmp_path):
+    from cargan_tf.env import auto_precision, cpu_flags, nvidia_gpu_present
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\n"
+                       "flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n\n"
+                       "processor\t: 1\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    assert "avx512_bf16" in cpu_flags(cpuinfo) and "avx2" in cpu_flags(cpuinfo)
+    assert cpu_flags(tmp_path / "missing") == frozenset()
+    bf16_cpu, old_cpu = cpu_flags(cpuinfo), frozenset({"avx2", "avx512f"})
+    assert auto_precision(bf16_cpu, gpu=False)[0] == "mixed_bfloat16"
+    assert auto_precision(frozenset({"amx_bf16"}), gpu=False)[0] == "mixed_bfloat16"
+    choice, why = auto_precision(old_cpu, gpu=False)
+    assert choice == "float32" and "no bfloat16 instructions" in why
+    choice, why = auto_precision(bf16_cpu, gpu=True)              # a Colab T4 box with a new CPU
+    assert choice == "float32" and "GPU" in why
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    assert nvidia_gpu_present(dev) is False
+    (dev / "nvidiactl").touch()                                    # the driver, no GPU file
+    assert nvidia_gpu_present(dev) is False
+    (dev / "nvidia0").touch()
+    assert nvidia_gpu_present(dev) is True
+
+
+def test_finish_settles_precision_auto_into_a_real_policy_once(monkeypatch):
+    monkeypatch.setattr(config, "auto_precision", lambda: ("mixed_bfloat16", "test CPU"))
+    cfg = config.resolve("photo64", settings={"precision": "auto"}, n_images=2500)
+    assert cfg.precision == "mixed_bfloat16"                       # config.json never says auto
+    assert config.finish(cfg, 2500) == cfg
+    monkeypatch.setattr(config, "auto_precision", lambda: ("float32", "test CPU"))
+    assert config.resolve("photo64", settings={"precision": "auto"}).precision == "float32"
+    assert config.resolve("photo64").precision == "float32"       # only auto is touched

@@ -40,6 +40,28 @@ def test_pace_skips_the_compile_step_and_waits_for_the_warmup():
     assert pace.duration(7500) == "2 h 05 min"
 
 
+def test_with_lazy_r1_the_warmup_leaves_out_both_compile_steps():
+    # photo64: step % 4 == 0 runs the R1 step, the others the plain one; each compiles once
+    def measured(start, r1_every=4):
+        clock = FakeClock()
+        p = pace.Pace(clock, r1_every=r1_every)
+        first_r1 = next(s for s in range(start, start + 9) if s % 4 == 0)
+        first_plain = next(s for s in range(start, start + 9) if s % 4)
+        for step in range(start, start + 60):       # step: 0-based, before it runs
+            compiles = step in (first_r1, first_plain)
+            clock.now += 2.0 if compiles else 0.1   # a compile costs 2 s, a step 0.1 s
+            p.step_done(step + 1)
+        return p.compile_steps(), p.seconds_per_step(start + 60)
+
+    assert measured(0) == (2, pytest.approx(0.1))   # R1 first, then the plain step compiles
+    assert measured(4) == (2, pytest.approx(0.1))   # a resume at an R1 step
+    assert measured(5) == (4, pytest.approx(0.1))   # a resume 3 steps before the next R1 step
+    assert measured(7) == (2, pytest.approx(0.1))   # plain first, R1 next
+    old = pace.Pace(FakeClock(), r1_every=0)        # no R1: only the first step is left out
+    old.step_done(1)
+    assert old.compile_steps() == 1
+
+
 def test_a_folder_of_any_size_gets_quick32s_step_budget():
     quickstart = config.finish(config.preset("quick32"), 8192)
     assert (quickstart.steps, quickstart.epochs) == (6144, 48)  # the toycars quickstart
