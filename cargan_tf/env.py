@@ -177,7 +177,7 @@ def auto_precision(flags: frozenset[str] | None = None, gpu: bool | None = None)
     """What RunConfig.precision="auto" becomes on this machine, and why (one line).
 
     mixed_bfloat16 only on a machine without an NVIDIA GPU whose CPU has bf16 instructions:
-    there it trains photo64 at batch 32 1.4x faster than float32 (BENCHMARKS.md). float32
+    there it trains photo64 at batch 32 1.3-1.4x faster than float32 (BENCHMARKS.md). float32
     everywhere else: a CPU without them emulates bf16 ~10x slower, and a Colab T4 has no bf16.
     """
     flags = cpu_flags() if flags is None else flags

@@ -23,6 +23,7 @@ import keras
 from keras import layers
 
 from cargan_tf.config import RunConfig
+from cargan_tf.env import auto_precision
 from cargan_tf.layers import DiscriminatorBatchNorm, MinibatchStdDev, SpectralNorm
 
 
@@ -222,10 +223,11 @@ def precision_policy(name: str):
 
     Layers keep the policy they were built with, so the global setting need not outlive the
     build (notebooks that build other models afterwards are unaffected). Output layers are
-    always float32, so images, D's scores and the losses stay float32.
+    always float32, so images, D's scores and the losses stay float32. "auto" (a preset's,
+    before config.finish() settled it) becomes this machine's choice, env.auto_precision().
     """
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
+    keras.config.set_dtype_policy(auto_precision()[0] if name == "auto" else name)
     try:
         yield
     finally:

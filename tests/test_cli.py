@@ -122,8 +122,11 @@ def test_set_values_are_kept_unless_a_flag_is_given():
     assert (cfg_of().batch_size, cfg_of().data_n) == (64, 8192)                     # the preset's
 
 
-def test_a_photo_folder_on_the_default_preset_gets_the_photo64_tip(tmp_path):
+def test_a_photo_folder_on_the_default_preset_gets_the_photo64_tip(tmp_path, monkeypatch):
+    from cargan_tf.commands import train as train_command
     from cargan_tf.commands.train import config_from_args, photo_hint
+
+    monkeypatch.setattr(train_command, "nvidia_gpu_present", lambda: True)
 
     def hint(*argv):
         args = cli.build_parser().parse_args(["train", *argv])
@@ -135,6 +138,9 @@ def test_a_photo_folder_on_the_default_preset_gets_the_photo64_tip(tmp_path):
     assert hint("--data", folder, "--preset", "quick32") is None      # asked for by name
     assert hint("--data", folder, "--preset", "photo64") is None
     assert hint("--data", "toycars", "--run-dir", str(tmp_path / "r")) is None
+    monkeypatch.setattr(train_command, "nvidia_gpu_present", lambda: False)  # a CPU machine
+    assert "--preset photo64cpu" in hint("--data", folder, "--run-dir", str(tmp_path / "r"))
+    assert hint("--data", folder, "--preset", "photo64cpu") is None
 
 
 def test_train_refuses_both_epochs_and_steps(capsys):

@@ -77,6 +77,18 @@ def test_photo64_is_quick32_at_64_with_flips_r1_and_every_photo():
     assert (cfg.steps, cfg.epochs) == (7000, 180)
 
 
+def test_photo64cpu_is_photo64_at_batch_32_with_the_machines_precision(monkeypatch):
+    cpu, photo = config.preset("photo64cpu"), config.preset("photo64")
+    cpu.validate()
+    assert (cpu.batch_size, cpu.precision, cpu.steps) == (32, "auto", 14000)
+    assert cpu.steps * cpu.batch_size == photo.steps * photo.batch_size   # the same images
+    same = {k for k in config.IDENTITY_KEYS if getattr(cpu, k) == getattr(photo, k)}
+    assert set(config.IDENTITY_KEYS) - same == {"preset", "batch_size", "precision"}
+    monkeypatch.setattr(config, "auto_precision", lambda: ("mixed_bfloat16", "test CPU"))
+    cfg = config.resolve("photo64cpu", data="photos/", n_images=2500)  # 78 batches an epoch
+    assert (cfg.precision, cfg.steps, cfg.epochs) == ("mixed_bfloat16", 14000, 180)
+
+
 def test_small32_is_quick32_with_ada_and_a_step_budget():
     small, quick = config.preset("small32"), config.preset("quick32")
     assert (small.steps, small.data_n, small.ada_target, small.diffaugment) == \

@@ -76,3 +76,15 @@ def test_mixed_precision_keeps_outputs_and_losses_float32(tmp_path, engine, prec
     rows = runs.read_history(tmp_path / "history.csv")
     assert rows and all(np.isfinite(r["g_loss"]) and np.isfinite(r["d_loss_real"]) for r in rows)
     assert keras.config.dtype_policy().name == "float32"  # the global policy was restored
+
+
+def test_precision_policy_auto_builds_with_this_machines_choice(monkeypatch):
+    # a preset's "auto" before config.finish(): Keras has no policy of that name
+    from cargan_tf import models
+
+    monkeypatch.setattr(models, "auto_precision", lambda: ("mixed_bfloat16", "test CPU"))
+    with models.precision_policy("auto"):
+        g = models.build_generator(tiny_config())
+    assert g.layers[1].compute_dtype == "bfloat16"
+    assert all(v.dtype == "float32" for v in g.weights)
+    assert keras.config.dtype_policy().name == "float32"

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from cargan_tf.config import PRESETS, RunConfig, describe_length, parse_override, resolve
+from cargan_tf.env import nvidia_gpu_present
 from cargan_tf.errors import ConfigError
 from cargan_tf.runs import run_name
 
@@ -27,7 +28,8 @@ def register(subparsers) -> None:
                         "(the CPU quickstart: 10-14 minutes on 2 cores), small32 (quick32 with "
                         "adaptive augmentation for a few hundred images; keeps up to 400: "
                         "--set data_n=N for more), photo64 (a folder of car photos at 64x64: flips, "
-                        "R1, 7,000 steps)")
+                        "R1, 7,000 steps), photo64cpu (photo64 at batch 32 for 14,000 steps, in "
+                        "bfloat16 on a CPU that computes it: the fastest photo recipe on a CPU)")
     p.add_argument("--epochs", type=int, default=None,
                    help="total epochs (clears the preset's step budget); default: the preset's")
     p.add_argument("--minutes", type=float, default=None,
@@ -81,13 +83,16 @@ def config_from_args(args) -> RunConfig:
 
 def photo_hint(args, cfg: RunConfig) -> str | None:
     """A tip when a folder of images trains on the default preset (no --preset, no --config):
-    quick32 at 32x32 draws colour smears on car photos, photo64 draws cars (BENCHMARKS.md)."""
+    quick32 at 32x32 draws colour smears on car photos, photo64 draws cars, and photo64cpu
+    draws them sooner on a machine without an NVIDIA GPU (BENCHMARKS.md)."""
     if args.preset or args.config or cfg.preset != "quick32" or not cfg.data \
             or not Path(cfg.data).is_dir():
         return None
-    return ("tip: on car photos the default (quick32, 32x32) draws colour smears; "
-            "--preset photo64 draws cars at 64x64 (about 45 min on 2 CPU cores, "
-            "BENCHMARKS.md: 'Photo recipe search')")
+    tip = "tip: on car photos the default (quick32, 32x32) draws colour smears; "
+    if nvidia_gpu_present():
+        return tip + "--preset photo64 draws cars at 64x64 (BENCHMARKS.md: 'Photo recipe search')"
+    return tip + ("--preset photo64cpu draws cars at 64x64 on a CPU (about 27 min on 2 cores "
+                  "with bfloat16 instructions, 35 without; BENCHMARKS.md: 'photo64cpu')")
 
 
 def run(args) -> int:
