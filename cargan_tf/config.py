@@ -398,7 +398,7 @@ PRESETS["photo64"] = dict(PRESETS["quick32"], image_size=64, data_n=None, steps=
 # computes it in hardware (precision "auto": float32 on a CPU without bf16 instructions and with
 # an NVIDIA GPU), 14,000 steps: photo64's 448,000 images. On 2 Xeon cores with AMX it steps in
 # 0.113 s (photo64: 0.269): 14,000 steps in ~27 min reach FID 21.0 (photo64's 7,000: 28.0 in ~31),
-# and in quick32 at 64x64's 60 minutes ~30,000 steps reach 13.8 (quick32: 18.9; seed 0),
+# and in quick32 at 64x64's 60 minutes ~30,000 steps reach 13.1 / 13.8 (quick32: 18.9 / 23.4),
 # BENCHMARKS.md, "photo64cpu". Without bf16 instructions batch 32 alone steps in 0.150 s.
 PRESETS["photo64cpu"] = dict(PRESETS["photo64"], batch_size=32, precision="auto", steps=14000)
 
