@@ -42,9 +42,9 @@ def test_pace_skips_the_compile_step_and_waits_for_the_warmup():
 
 def test_with_lazy_r1_the_warmup_leaves_out_both_compile_steps():
     # photo64: step % 4 == 0 runs the R1 step, the others the plain one; each compiles once
-    def measured(start, r1_every=4):
+    def measured(start):
         clock = FakeClock()
-        p = pace.Pace(clock, r1_every=r1_every)
+        p = pace.Pace(clock, r1_every=4)
         first_r1 = next(s for s in range(start, start + 9) if s % 4 == 0)
         first_plain = next(s for s in range(start, start + 9) if s % 4)
         for step in range(start, start + 60):       # step: 0-based, before it runs
