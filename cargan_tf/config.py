@@ -117,6 +117,9 @@ class RunConfig:
                                           # fits (a logged event; pace.py); 0: steps / epochs
     lr_d: float = 2e-4                    # discriminator Adam learning rate
     lr_g: float = 1.5e-4                  # generator Adam learning rate
+    lr_decay_from: float = 0.0            # >0: from this fraction of the run's steps both
+                                          # learning rates fall linearly to ~0 at the last
+                                          # step (lr_decay.py); 0: constant rates
     ada_kimg: float = 100.0               # ADA's speed: p can go 0 -> 1 in this many thousand
                                           # real images (StyleGAN2-ADA's 500 suits runs of days)
     beta_1: float = 0.5                   # Adam beta_1 for both
@@ -287,6 +290,9 @@ class RunConfig:
         for key in ("lr_d", "lr_g"):
             if not 0.0 < getattr(self, key) <= 1.0:
                 raise bad(key, "use a positive learning rate up to 1, e.g. 2e-4")
+        if not 0.0 <= self.lr_decay_from < 1.0:
+            raise bad("lr_decay_from", "use 0 (constant rates) or the fraction of the run "
+                                       "after which the rates fall, e.g. 0.7")
         if not 0.0 <= self.beta_1 < 1.0:
             raise bad("beta_1", "use a number in [0, 1), e.g. 0.5")
         if not 0.0 <= self.dropout < 1.0:

@@ -45,6 +45,7 @@ from cargan_tf.env import is_chief_process
 from cargan_tf.errors import CarganError, ConfigError, RunFolderError, first_line
 from cargan_tf.evaluate import RunEvaluator, read_metrics, truncate_metrics
 from cargan_tf.gan import StackedGAN, set_trainable
+from cargan_tf.lr_decay import lr_factor
 from cargan_tf.models import precision_policy
 from cargan_tf.pace import Pace, estimate_line, steps_for_minutes
 from cargan_tf.progress import progress_bar as tqdm
@@ -276,6 +277,7 @@ class Trainer:
             self.epoch, self.batch, self.step = 1, 0, 0
             self.resumed_from: Path | None = None
             self._pending_rows: list[dict] = []
+            self._lr_factor = 1.0  # lr_decay_from: the factor the optimizers' rates hold now
             self.evaluator = None
             self.best_fid = float("inf")
         except BaseException:
@@ -317,6 +319,7 @@ class Trainer:
                       f"{aside.name} and trying the one before it", flush=True)
                 continue
             self.gan.set_learning_rates(self.cfg.lr_d, self.cfg.lr_g)  # schedule may change
+            self._lr_factor = 1.0
             if self.paths.history.exists():
                 runs.truncate_history(self.paths.history, self.epoch, self.batch)
             self.resumed_from = latest
@@ -385,7 +388,19 @@ class Trainer:
         """One step of the configured engine; returns the history fields of this batch."""
         n = self.cfg.batch_size if self.strategy is not None else \
             int((real[0] if self.labels is not None else real).shape[0])
+        self._follow_lr_decay()
         return self.engine.step(real, step_inputs(self.cfg, self.step, n, len(self.class_names)))
+
+    def _follow_lr_decay(self) -> None:
+        # lr_decay_from: the optimizers' rate variables follow the step (the compiled step reads
+        # them each call); assigned only when the factor changes, so never on a constant run
+        cfg = self.cfg
+        if not cfg.lr_decay_from or minutes_pending(cfg):
+            return
+        factor = lr_factor(self.step, cfg.epochs * self.steps_per_epoch, cfg.lr_decay_from)
+        if factor != self._lr_factor:
+            self.gan.set_learning_rates(cfg.lr_d * factor, cfg.lr_g * factor)
+            self._lr_factor = factor
 
     def _ema_step(self, step):
         # Warm-up (as tf.train.ExponentialMovingAverage's num_updates): early averages would
