@@ -29,13 +29,13 @@ lint: venv
 	.venv/bin/lint-imports --no-cache
 
 # Colab's stack (requirements-colab.txt: Python 3.13, TensorFlow 2.20.0, Keras 3.13.2, numpy 2.1.3,
-# OpenCV 5) in a second environment, .venv-colab: the per-batch loss, engine, frozen-D, training
-# and resume tests, the packaged judges (they must load on Keras 3.13), the notebook tests and
+# OpenCV 5) in a second environment, .venv-colab: the per-batch loss, engine, frozen-D, training,
+# learning-rate decay and resume tests, the packaged judges (they must load on Keras 3.13), the notebook tests and
 # notebook 07 (export) under papermill. Notebooks 01-03
 # run on the same stack from the wheel (wheel-smoke). CI runs all three targets.
 COLAB_PY := .venv-colab/bin/python
 COLAB_TESTS := tests/test_batch_losses.py tests/test_engines.py tests/test_frozen_d.py tests/test_judge.py \
-	tests/test_notebook_loop.py tests/test_conditional.py \
+	tests/test_notebook_loop.py tests/test_conditional.py tests/test_lr_decay.py \
 	tests/test_train_run.py::test_tiny_run_writes_every_artefact \
 	tests/test_train_run.py::test_interrupted_run_resumes_from_its_checkpoint \
 	tests/test_train_run.py::test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one \

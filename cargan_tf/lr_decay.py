@@ -1,10 +1,10 @@
 """A late learning-rate decay: both Adam rates fall linearly to ~0 over the end of a run.
 
-Why: a GAN at a constant rate keeps orbiting its equilibrium, and its samples stop improving
-long before the run ends (photo64cpu's FID flattens after ~23,000 of 30,000 steps); annealing
-the rates at the end lets G and D settle (BigGAN-style runs and many small-data GANs end this
-way). The factor depends only on the step and the run's length, so a resumed run, or one whose
-length a --minutes warm-up set, follows the same schedule.
+Why: a GAN at a constant rate keeps orbiting its equilibrium, and annealing the rates at the
+end is a common way to let G and D settle. Measured on photo64cpu (BENCHMARKS.md, "Late
+learning-rate decay"), it did not help: with an EMA of G the decay to ~0 ended worse than
+constant rates, so no preset uses it. The factor depends only on the step and the run's length,
+so a resumed run, or one whose length a --minutes warm-up set, follows the same schedule.
 """
 from __future__ import annotations
 
