@@ -30,8 +30,8 @@ lint: venv
 
 # Colab's stack (requirements-colab.txt: Python 3.13, TensorFlow 2.20.0, Keras 3.13.2, numpy 2.1.3,
 # OpenCV 5) in a second environment, .venv-colab: the per-batch loss, engine, frozen-D, training,
-# learning-rate decay and resume tests, the packaged judges (they must load on Keras 3.13), the notebook tests and
-# notebook 07 (export) under papermill. Notebooks 01-03
+# learning-rate decay and resume tests, the packaged judges (they must load on Keras 3.13), the
+# notebook tests and notebook 07 (export) under papermill. Notebooks 01-03
 # run on the same stack from the wheel (wheel-smoke). CI runs all three targets.
 COLAB_PY := .venv-colab/bin/python
 COLAB_TESTS := tests/test_batch_losses.py tests/test_engines.py tests/test_frozen_d.py tests/test_judge.py \

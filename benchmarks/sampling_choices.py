@@ -60,9 +60,10 @@ def main(argv: list[str] | None = None) -> None:
     cfg = RunConfig.from_json(RunPaths(args.run).config.read_text())
     if cfg.conditional:
         raise SystemExit("sampling_choices.py scores unconditional runs only")
-    checkpoints = [c for c in list_checkpoints(RunPaths(args.run))
-                   if int(read_json(c / "state.json")["step"]) <= args.step]
-    if not checkpoints or int(read_json(checkpoints[-1] / "state.json")["step"]) != args.step:
+    steps = {c: int(read_json(c / "state.json")["step"])
+             for c in list_checkpoints(RunPaths(args.run))}
+    checkpoints = [c for c, step in steps.items() if step <= args.step]
+    if not checkpoints or steps[checkpoints[-1]] != args.step:
         raise SystemExit(f"{args.run} has no checkpoint at step {args.step}")
     judge = features.get_extractor("photo", cfg.image_size, cfg.channels)
     real = load_images(args.real, cfg.image_size, cfg.channels, progress=False)
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     with precision_policy(cfg.precision):
         raw = build_models(cfg)[0]
     status = tf.train.Checkpoint(generator=raw).read(str(checkpoints[-1] / "weights"))
-    status.expect_partial()
+    status.expect_partial()  # the EMA copy, D and the optimizers are in there too
+    status.assert_existing_objects_matched()
     score("raw", generate_images(raw, z))
     ema = generator_from_checkpoint(args.run, checkpoints[-1])
     score("ema", generate_images(ema, z))
@@ -95,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
             ema, seed_to_latent(EVAL_SEED + 100 * other, args.n, cfg.latent_dim)))
     for scale in (float(s) for s in args.scales.split(",") if s):
         score(f"z*{scale:g}", generate_images(ema, z * scale))
+    # training=True also moves ema's BatchNorm moving statistics: keep this its last use
     score("batch-stats", to_uint8(np.concatenate(
         [np.asarray(ema(z[i:i + args.batch], training=True)) for i in range(0, args.n, args.batch)])))
     for k in (int(k) for k in args.average.split(",") if k):
