@@ -7,13 +7,14 @@
 
 On real photos the judges never trained on (`--photos`, split into two disjoint halves A and B):
 1. the real-vs-real floor: FID(A, B);
-2. six corruptions of B at three levels each, FID(A, corrupted B): blur (Gaussian sigma 0.5 / 1
+2. seven corruptions of B at three levels each, FID(A, corrupted B): blur (Gaussian sigma 0.5 / 1
    / 2 px at 64x64), noise (sigma 8 / 16 / 32 grey levels), cutout (a grey square of 15 / 25 /
    40% of the side in each image), colour shift (red x1.05/1.1/1.2, blue x0.95/0.9/0.8), mode
    dropping (B clustered into k = 2 / 4 / 8 groups by k-means on 16x16 thumbnails; the largest
    group kept and resampled to B's size), mixing (10 / 25 / 50% of B replaced by `--other`
-   images, e.g. road scenes with no car). A judge passes when every curve rises monotonically
-   from the floor;
+   images, e.g. road scenes with no car), streaks (10 / 25 / 50% of B given three short strokes
+   of a saturated colour each, the artefact generators draw). A judge passes when every curve
+   rises monotonically from the floor; --checks picks some of them;
 3. with `--run`: snapshots of one training run on photos (its checkpoints, early to late),
    scored against A: a judge should order them early > late > floor;
 4. with `--train-photos` and `--held-out`: the memorisation ratio (cargan_tf.metrics.memorisation)
@@ -47,7 +48,9 @@ LEVELS = {
     "colour": (0.05, 0.10, 0.20),     # red gain 1+d, blue gain 1-d
     "mode_drop": (2, 4, 8),           # k clusters, the largest kept
     "mixing": (0.10, 0.25, 0.50),     # fraction replaced by other images
+    "streaks": (0.10, 0.25, 0.50),    # fraction given saturated colour strokes (as GANs draw)
 }
+STREAKS_PER_IMAGE = 3
 
 
 def corrupt(kind: str, level, images: np.ndarray, other: np.ndarray | None,
@@ -84,6 +87,24 @@ def corrupt(kind: str, level, images: np.ndarray, other: np.ndarray | None,
         out = images.copy()
         swap = rng.choice(len(images), round(level * len(images)), replace=False)
         out[swap] = other[rng.choice(len(other), len(swap), replace=len(swap) > len(other))]
+        return out
+    elif kind == "streaks":
+        # photo64cpu's weaker samples carry short green/orange/cyan strokes on the body: does
+        # the judge see them? Three strokes of a saturated random hue, 80% opaque, on a fraction
+        # of the images (1/4 of the side long, 1/32 thick).
+        out = images.copy()
+        length, thick = max(2, size // 4), max(1, size // 32)
+        for i in rng.choice(len(images), round(level * len(images)), replace=False):
+            overlay = out[i].copy()
+            for _ in range(STREAKS_PER_IMAGE):
+                hue = int(rng.integers(0, 180))
+                colour = cv2.cvtColor(np.uint8([[[hue, 255, 255]]]), cv2.COLOR_HSV2RGB)[0, 0]
+                x0, y0 = (int(v) for v in rng.integers(0, size, 2))
+                angle = rng.uniform(0, np.pi)
+                x1 = int(x0 + length * np.cos(angle))
+                y1 = int(y0 + length * np.sin(angle))
+                cv2.line(overlay, (x0, y0), (x1, y1), [int(c) for c in colour], thick)
+            out[i] = np.rint(0.8 * overlay + 0.2 * out[i]).astype(np.uint8)
         return out
     else:
         raise ValueError(kind)
@@ -146,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--inception", help="InceptionV3 notop weights file (adds that judge)")
     parser.add_argument("--photo-model", help="a photo judge .keras file other than the packaged "
                                               "one (e.g. a retrained one, before installing it)")
+    parser.add_argument("--checks", default=",".join(LEVELS),
+                        help="which corruptions, comma-separated (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
@@ -176,8 +199,11 @@ def main(argv: list[str] | None = None) -> None:
               "corruptions": {}, "monotone": {}}
     for name in judges:
         result["floor"][name] = fid(name, half_b)
+    unknown = set(args.checks.split(",")) - set(LEVELS)
+    if unknown:
+        raise SystemExit(f"--checks: unknown {sorted(unknown)}; choose from {', '.join(LEVELS)}")
     for kind, levels in LEVELS.items():
-        if kind == "mixing" and other is None:
+        if kind not in args.checks.split(",") or kind == "mixing" and other is None:
             continue
         result["corruptions"][kind] = {"levels": list(levels)}
         for name in judges:
