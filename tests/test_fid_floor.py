@@ -7,6 +7,7 @@ import pytest
 
 from cargan_tf.data.toycars import draw_toycars
 from cargan_tf.runs import RunPaths, list_checkpoints, read_json
+
 from conftest import load_benchmark
 
 
