@@ -18,8 +18,8 @@ sets of --n latents (evaluate.EVAL_SEED, +100, +200: the first is checkpoint_cur
 - `fid_above_floor`: fid minus the floor's mean;
 - `kid_x1000`: Kernel Inception Distance x 1000 in the same features (unbiased: about 0 for real
   photos; what StyleGAN2-ADA reports for small sets for this reason).
-Each is the mean over the latent sets, with its range. With --baseline NAME, each run's three
-ratios to that run are printed and saved.
+Each is the mean over the latent sets, with its range and every set's value. With --baseline NAME,
+each run's three ratios to that run are printed and saved.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def checkpoint_at(run: Path, step: int) -> Path:
 
 
 def summary(values: list[float]) -> dict:
-    return {"mean": sum(values) / len(values), "min": min(values), "max": max(values)}
+    return {"mean": sum(values) / len(values), "min": min(values), "max": max(values),
+            "values": values}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -43,6 +43,7 @@ def test_real_photos_score_near_the_floor_and_a_tiny_generator_far_above_it(
     result = json.loads(out.read_text())
     floor, tiny = result["floor"]["fid"]["mean"], result["runs"]["tiny"]
     assert 0 < floor < tiny["fid"]["mean"]
+    assert len(result["floor"]["fid"]["values"]) == 2 and len(tiny["fid"]["values"]) == 2
     assert tiny["fid_above_floor"]["mean"] == pytest.approx(tiny["fid"]["mean"] - floor)
     assert tiny["kid_x1000"]["mean"] > result["floor"]["kid_x1000"]["mean"]
     assert tiny["ratio_to_baseline"] == pytest.approx(
