@@ -1,6 +1,6 @@
 """How low can the judge's FID go at this sample size? The real-vs-real floor, and bias-free scores.
 
-    python benchmarks/fid_floor.py --train /work/data/cars_train --real /work/data/cars_heldout \
+    python benchmarks/fid_floor.py --train TRAIN --real HELD \
         --n 500 --run photo64cpu=runs/photo64cpu/s0@30342 --run quick32=runs/q32/s0@13182 \
         --baseline quick32 --out benchmarks/results/photo64cpu_floor.json
 
@@ -48,12 +48,14 @@ def parse_run(text: str) -> tuple[str, Path, int]:
 
 
 def checkpoint_at(run: Path, step: int) -> Path:
-    from cargan_tf.runs import RunPaths, list_checkpoints, read_json
+    from cargan_tf.runs import RunPaths, list_checkpoints
 
-    for checkpoint in list_checkpoints(RunPaths(run)):
-        if int(read_json(checkpoint / "state.json")["step"]) == step:
-            return checkpoint
-    raise SystemExit(f"{run} has no checkpoint at step {step}")
+    paths = RunPaths(run)
+    kept = list_checkpoints(paths)  # complete ones only
+    if paths.checkpoint(step) not in kept:
+        raise SystemExit(f"{run} has no checkpoint at step {step} "
+                         f"(it has {', '.join(p.name for p in kept) or 'none'})")
+    return paths.checkpoint(step)
 
 
 def summary(values: list[float]) -> dict:
@@ -111,12 +113,12 @@ def main(argv: list[str] | None = None) -> None:
         fid, kid = scores(judge.features(train[rng.choice(len(train), args.n, replace=False)]))
         floor_fid.append(fid)
         floor_kid.append(kid)
-    floor = summary(floor_fid)
+    floor, floor_kid = summary(floor_fid), summary(floor_kid)
     result = {"n": args.n, "train": str(args.train), "real": str(args.real),
-              "floor": {"fid": floor, "kid_x1000": summary(floor_kid)}, "runs": {}}
+              "floor": {"fid": floor, "kid_x1000": floor_kid}, "runs": {}}
     print(f"floor ({args.draws} sets of {args.n} training photos vs {args.n} of --real): "
           f"FID {floor['mean']:.2f} ({floor['min']:.2f}-{floor['max']:.2f}), "
-          f"KID x1000 {np.mean(floor_kid):.2f}", flush=True)
+          f"KID x1000 {floor_kid['mean']:.2f}", flush=True)
 
     for name, run, step in runs:
         generator = generator_from_checkpoint(run, checkpoint_at(run, step))

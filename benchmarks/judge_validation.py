@@ -172,6 +172,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    checks = set(args.checks.split(","))  # checked before the slow loading below
+    if checks - set(LEVELS):
+        raise SystemExit(f"--checks: unknown {sorted(checks - set(LEVELS))}; "
+                         f"choose from {', '.join(LEVELS)}")
 
     from cargan_tf import features, metrics
     from cargan_tf.generate import generate_images, latent_dim_of
@@ -199,11 +203,8 @@ def main(argv: list[str] | None = None) -> None:
               "corruptions": {}, "monotone": {}}
     for name in judges:
         result["floor"][name] = fid(name, half_b)
-    unknown = set(args.checks.split(",")) - set(LEVELS)
-    if unknown:
-        raise SystemExit(f"--checks: unknown {sorted(unknown)}; choose from {', '.join(LEVELS)}")
     for kind, levels in LEVELS.items():
-        if kind not in args.checks.split(",") or kind == "mixing" and other is None:
+        if kind not in checks or kind == "mixing" and other is None:
             continue
         result["corruptions"][kind] = {"levels": list(levels)}
         for name in judges:
