@@ -103,10 +103,15 @@ def generator_from_checkpoint(run_dir: str | os.PathLike,
     status.expect_partial()  # D and the optimizers are in there too
     status.assert_existing_objects_matched()
     state = read_json(latest / "state.json")
-    why = "is older than its newest checkpoint" if paths.generator.exists() else "does not exist yet"
-    print(f"{run_dir}: generator.keras {why} (training unfinished); using the "
-          f"{name.replace('_', ' ')} of checkpoint {latest.name} (epoch {state['epoch']}, "
-          f"batch {state['batch']})", flush=True)
+    # A checkpoint the caller named says nothing about whether training finished.
+    if checkpoint is not None:
+        why = ""
+    elif paths.generator.exists():
+        why = "generator.keras is older than its newest checkpoint (training unfinished); "
+    else:
+        why = "generator.keras does not exist yet (training unfinished); "
+    print(f"{run_dir}: {why}using the {name.replace('_', ' ')} of checkpoint {latest.name} "
+          f"(epoch {state['epoch']}, batch {state['batch']})", flush=True)
     return generator
 
 

@@ -244,6 +244,12 @@ def test_a_run_without_generator_keras_samples_from_its_newest_checkpoint(
     os.utime(newest, (later, later))
     load_generator(run)
     assert "generator.keras is older than its newest checkpoint" in capsys.readouterr().out
+    # a checkpoint asked for by name (benchmarks' snapshots) is not called unfinished
+    from cargan_tf.generate import generator_from_checkpoint
+    generator_from_checkpoint(run, newest.parent)
+    out = capsys.readouterr().out
+    assert f"using the generator of checkpoint {newest.parent.name}" in out
+    assert "training unfinished" not in out
     shutil.rmtree(run / "checkpoints")
     (run / "generator.keras").unlink()
     assert cli.main(["sample", str(run), "--n", "2"]) == 2
