@@ -222,7 +222,7 @@ def test_a_run_without_generator_keras_samples_from_its_newest_checkpoint(
         tiny_run, tmp_path, capsys):
     import shutil
 
-    from cargan_tf.generate import images_for_seed, load_generator
+    from cargan_tf.generate import generator_from_checkpoint, images_for_seed, load_generator
 
     run = tmp_path / "unfinished"
     shutil.copytree(tiny_run, run)
@@ -245,7 +245,6 @@ def test_a_run_without_generator_keras_samples_from_its_newest_checkpoint(
     load_generator(run)
     assert "generator.keras is older than its newest checkpoint" in capsys.readouterr().out
     # a checkpoint asked for by name (benchmarks' snapshots) is not called unfinished
-    from cargan_tf.generate import generator_from_checkpoint
     generator_from_checkpoint(run, newest.parent)
     out = capsys.readouterr().out
     assert f"using the generator of checkpoint {newest.parent.name}" in out
