@@ -58,6 +58,34 @@ def checkpoint_at(run: Path, step: int) -> Path:
     return paths.checkpoint(step)
 
 
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """--run NAME=RUN_DIR@STEP (repeatable), --baseline NAME and --out FILE."""
+    parser.add_argument("--run", action="append", default=[], help="NAME=RUN_DIR@STEP")
+    parser.add_argument("--baseline", default="", help="a --run NAME the ratios are taken to")
+    parser.add_argument("--out", type=Path, required=True)
+
+
+def runs_of(args: argparse.Namespace) -> list[tuple[str, Path, int]]:
+    """The parsed --run values; SystemExit if --baseline names none of them."""
+    runs = [parse_run(text) for text in args.run]
+    if args.baseline and args.baseline not in {name for name, _, _ in runs}:
+        raise SystemExit(f"--baseline {args.baseline!r} is not one of the --run names")
+    return runs
+
+
+def image_shape_of(runs: list[tuple[str, Path, int]]) -> tuple[int, int]:
+    """(size, channels) the runs all draw (64x64 RGB with no runs); SystemExit if they differ."""
+    from cargan_tf.config import RunConfig
+    from cargan_tf.runs import RunPaths
+
+    shapes = {(cfg.image_size, cfg.channels) for cfg in (
+        RunConfig.from_json(RunPaths(run).config.read_text()) for _, run, _ in runs)} or {(64, 3)}
+    if len(shapes) > 1:
+        raise SystemExit(f"the runs draw images of different sizes {sorted(shapes)}: "
+                         "score each size with its own command")
+    return shapes.pop()
+
+
 def summary(values: list[float]) -> dict:
     return {"mean": sum(values) / len(values), "min": min(values), "max": max(values),
             "values": values}
@@ -71,30 +99,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--draws", type=int, default=5, help="random training sets for the floor")
     parser.add_argument("--latent-sets", type=int, default=3)
-    parser.add_argument("--run", action="append", default=[], help="NAME=RUN_DIR@STEP")
-    parser.add_argument("--baseline", default="", help="a --run NAME the ratios are taken to")
-    parser.add_argument("--out", type=Path, required=True)
+    add_run_arguments(parser)
     args = parser.parse_args(argv)
-    runs = [parse_run(text) for text in args.run]
-    if args.baseline and args.baseline not in {name for name, _, _ in runs}:
-        raise SystemExit(f"--baseline {args.baseline!r} is not one of the --run names")
+    runs = runs_of(args)
 
     import numpy as np
 
     from cargan_tf import features, metrics
-    from cargan_tf.config import RunConfig
     from cargan_tf.data.sources import load_images
     from cargan_tf.evaluate import EVAL_SEED
     from cargan_tf.generate import generate_images, generator_from_checkpoint, latent_dim_of
     from cargan_tf.latents import seed_to_latent
-    from cargan_tf.runs import RunPaths
 
-    shapes = {(cfg.image_size, cfg.channels) for cfg in (
-        RunConfig.from_json(RunPaths(run).config.read_text()) for _, run, _ in runs)} or {(64, 3)}
-    if len(shapes) > 1:
-        raise SystemExit(f"the runs draw images of different sizes {sorted(shapes)}: "
-                         "score each size with its own command")
-    size, channels = shapes.pop()
+    size, channels = image_shape_of(runs)
     judge = features.get_extractor(args.features, size, channels)
     real = load_images(args.real, size, channels, progress=False)
     train = load_images(args.train, size, channels, progress=False)

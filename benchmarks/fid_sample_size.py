@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from fid_floor import checkpoint_at, parse_run  # noqa: E402  (a sibling script)
+from fid_floor import add_run_arguments, checkpoint_at, image_shape_of, runs_of  # noqa: E402  (a sibling script)
 
 METRICS = ("fid_at_largest", "fid_inf", "fid_inf_above_floor")
 
@@ -69,30 +69,19 @@ def main(argv: list[str] | None = None) -> None:
                         help="sample counts, comma-separated; the largest is drawn per run")
     parser.add_argument("--held-steps", type=int, default=5,
                         help="the held photos are scored at this many evenly spaced sizes")
-    parser.add_argument("--run", action="append", default=[], help="NAME=RUN_DIR@STEP")
-    parser.add_argument("--baseline", default="", help="a --run NAME the ratios are taken to")
-    parser.add_argument("--out", type=Path, required=True)
+    add_run_arguments(parser)
     args = parser.parse_args(argv)
-    runs = [parse_run(text) for text in args.run]
-    if args.baseline and args.baseline not in {name for name, _, _ in runs}:
-        raise SystemExit(f"--baseline {args.baseline!r} is not one of the --run names")
+    runs = runs_of(args)
 
     import numpy as np
 
     from cargan_tf import features, metrics
-    from cargan_tf.config import RunConfig
     from cargan_tf.data.sources import load_images
     from cargan_tf.evaluate import EVAL_SEED
     from cargan_tf.generate import generate_images, generator_from_checkpoint, latent_dim_of
     from cargan_tf.latents import seed_to_latent
-    from cargan_tf.runs import RunPaths
 
-    shapes = {(cfg.image_size, cfg.channels) for cfg in (
-        RunConfig.from_json(RunPaths(run).config.read_text()) for _, run, _ in runs)} or {(64, 3)}
-    if len(shapes) > 1:
-        raise SystemExit(f"the runs draw images of different sizes {sorted(shapes)}: "
-                         "score each size with its own command")
-    size, channels = shapes.pop()
+    size, channels = image_shape_of(runs)
     judge = features.get_extractor(args.features, size, channels)
     train = load_images(args.train, size, channels, progress=False)
     reference = metrics.gaussian_stats(judge.features(train))

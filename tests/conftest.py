@@ -41,6 +41,16 @@ def load_benchmark(name: str):
     return module
 
 
+def write_image_folder(path: Path, images) -> Path:
+    """uint8 RGB images (N, S, S, 3) written as PNGs into a new folder `path`: a photo folder."""
+    import cv2
+
+    path.mkdir()
+    for i, image in enumerate(images):
+        cv2.imwrite(str(path / f"{i:03d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    return path
+
+
 def tiny_config(**overrides):
     """The smoke version of the aim64 recipe on toycars at 16x16 (seconds on a CPU)."""
     from cargan_tf import config

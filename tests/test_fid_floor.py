@@ -2,25 +2,17 @@
 
 import json
 
-import cv2
 import pytest
 
 from cargan_tf.data.toycars import draw_toycars
 from cargan_tf.runs import RunPaths, list_checkpoints, read_json
 
-from conftest import load_benchmark
+from conftest import load_benchmark, write_image_folder
 
 
 @pytest.fixture(scope="module")
 def fid_floor():
     return load_benchmark("fid_floor")
-
-
-def _folder(path, images):
-    path.mkdir()
-    for i, image in enumerate(images):
-        cv2.imwrite(str(path / f"{i:03d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    return path
 
 
 def test_a_run_is_named_as_name_run_dir_at_step(fid_floor):
@@ -33,8 +25,8 @@ def test_a_run_is_named_as_name_run_dir_at_step(fid_floor):
 def test_real_photos_score_near_the_floor_and_a_tiny_generator_far_above_it(
         fid_floor, tiny_run, tmp_path, capsys):
     # real toycars against other real toycars: the floor; the tiny 2-epoch run draws blobs
-    train = _folder(tmp_path / "train", draw_toycars(60, 16, seed=1)[0])
-    real = _folder(tmp_path / "real", draw_toycars(30, 16, seed=2)[0])
+    train = write_image_folder(tmp_path / "train", draw_toycars(60, 16, seed=1)[0])
+    real = write_image_folder(tmp_path / "real", draw_toycars(30, 16, seed=2)[0])
     step = int(read_json(list_checkpoints(RunPaths(tiny_run))[-1] / "state.json")["step"])
     out = tmp_path / "floor.json"
     fid_floor.main(["--train", str(train), "--real", str(real), "--features", "pixels",

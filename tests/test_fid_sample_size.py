@@ -2,7 +2,6 @@
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 
@@ -14,19 +13,12 @@ from cargan_tf.generate import generate_images, generator_from_checkpoint, laten
 from cargan_tf.latents import seed_to_latent
 from cargan_tf.runs import RunPaths, list_checkpoints, read_json
 
-from conftest import load_benchmark
+from conftest import load_benchmark, write_image_folder
 
 
 @pytest.fixture(scope="module")
 def fid_sample_size():
     return load_benchmark("fid_sample_size")
-
-
-def _folder(path, images):
-    path.mkdir()
-    for i, image in enumerate(images):
-        cv2.imwrite(str(path / f"{i:03d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    return path
 
 
 def test_fid_at_infinity_is_the_intercept_of_fid_against_one_over_n(fid_sample_size):
@@ -46,8 +38,8 @@ def test_sizes_must_be_two_or_more_counts(fid_sample_size):
 
 def test_runs_are_scored_against_every_training_image_on_the_first_n_latents(
         fid_sample_size, tiny_run, tmp_path, capsys):
-    train = _folder(tmp_path / "train", draw_toycars(80, 16, seed=1)[0])
-    held = _folder(tmp_path / "held", draw_toycars(40, 16, seed=2)[0])
+    train = write_image_folder(tmp_path / "train", draw_toycars(80, 16, seed=1)[0])
+    held = write_image_folder(tmp_path / "held", draw_toycars(40, 16, seed=2)[0])
     checkpoint = list_checkpoints(RunPaths(tiny_run))[-1]
     step = int(read_json(checkpoint / "state.json")["step"])
     out = tmp_path / "sizes.json"
@@ -79,8 +71,8 @@ def test_runs_are_scored_against_every_training_image_on_the_first_n_latents(
 
 
 def test_a_held_folder_too_small_for_its_steps_is_refused(fid_sample_size, tmp_path):
-    train = _folder(tmp_path / "train", draw_toycars(20, 16, seed=1)[0])
-    held = _folder(tmp_path / "held", draw_toycars(6, 16, seed=2)[0])
+    train = write_image_folder(tmp_path / "train", draw_toycars(20, 16, seed=1)[0])
+    held = write_image_folder(tmp_path / "held", draw_toycars(6, 16, seed=2)[0])
     with pytest.raises(SystemExit, match="--held has 6 images: it needs at least 10"):
         fid_sample_size.main(["--train", str(train), "--held", str(held), "--features", "pixels",
                               "--out", str(tmp_path / "x.json")])
