@@ -86,6 +86,15 @@ def image_shape_of(runs: list[tuple[str, Path, int]]) -> tuple[int, int]:
     return shapes.pop()
 
 
+def add_ratios(runs: dict, baseline: str, metrics, value=lambda cell: cell) -> None:
+    """Stores and prints each run's ratio to the --baseline run's, metric by metric."""
+    base = runs[baseline]
+    for name, row in runs.items():
+        row["ratio_to_baseline"] = {m: value(row[m]) / value(base[m]) for m in metrics}
+        print(f"{name} / {baseline}: " + "  ".join(
+            f"{m} {r:.2f}" for m, r in row["ratio_to_baseline"].items()), flush=True)
+
+
 def summary(values: list[float]) -> dict:
     return {"mean": sum(values) / len(values), "min": min(values), "max": max(values),
             "values": values}
@@ -152,11 +161,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{metric} {np.mean(v):.2f}" for metric, v in per_set.items()), flush=True)
 
     if args.baseline:
-        base = result["runs"][args.baseline]
-        for name, row in result["runs"].items():
-            row["ratio_to_baseline"] = {m: row[m]["mean"] / base[m]["mean"] for m in METRICS}
-            print(f"{name} / {args.baseline}: " + "  ".join(
-                f"{m} {r:.2f}" for m, r in row["ratio_to_baseline"].items()), flush=True)
+        add_ratios(result["runs"], args.baseline, METRICS, value=lambda cell: cell["mean"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from fid_floor import add_run_arguments, checkpoint_at, image_shape_of, runs_of  # noqa: E402  (a sibling script)
+from fid_floor import add_ratios, add_run_arguments, checkpoint_at, image_shape_of, runs_of  # noqa: E402  (a sibling script)
 
 METRICS = ("fid_at_largest", "fid_inf", "fid_inf_above_floor")
 
@@ -116,11 +116,7 @@ def main(argv: list[str] | None = None) -> None:
             "the held photos')", flush=True)
 
     if args.baseline:
-        base = result["runs"][args.baseline]
-        for name, row in result["runs"].items():
-            row["ratio_to_baseline"] = {m: row[m] / base[m] for m in METRICS}
-            print(f"{name} / {args.baseline}: " + "  ".join(
-                f"{m} {r:.2f}" for m, r in row["ratio_to_baseline"].items()), flush=True)
+        add_ratios(result["runs"], args.baseline, METRICS)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
 
