@@ -1,0 +1,156 @@
+"""Count a grid's cars by eye without knowing which run drew them: shuffled sheets, then a tally.
+
+    # 1. cut every grid into its tiles, shuffle them all together, number them on sheets:
+    python benchmarks/blind_count.py sheets --out BLIND --seed 20261206 \
+        --grid photo64cpu_s0=docs/images/photo64cpu_ada_grids.jpg@0,27,384 \
+        --grid ada_s0=docs/images/photo64cpu_ada_grids.jpg@392,27,384 ...
+    # 2. look at BLIND/sheet*.png (not at BLIND/key.json) and write one line per tile:
+    #    "17 Y" (a car body with wheels and windows) or "17 N" (torn, smeared, a blob)
+    # 3. unshuffle the verdicts and count per grid:
+    python benchmarks/blind_count.py tally --key BLIND/key.json --verdicts VERDICTS.txt --out OUT.json
+
+Counting a grid by eye while knowing which run made it invites the counter to see what they
+expect; here every tile of every grid is shown in one random order, so a verdict is given
+before its source is known. A grid is NAME=IMAGE (a `save_grid` picture: rows x cols tiles with
+a pad around each) or NAME=IMAGE@X,Y,SIZE (the square grid at X,Y of a larger picture, such as
+one panel of a side-by-side comparison).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+SHEET_COLS = 6
+TILE_SIDE = 120  # each tile enlarged to this on a sheet: a 64x64 tile is hard to judge at 1x
+
+
+def parse_grid(spec: str) -> tuple[str, Path, tuple[int, int, int] | None]:
+    """NAME=IMAGE or NAME=IMAGE@X,Y,SIZE."""
+    match = re.fullmatch(r"([^=]+)=(.+?)(?:@(\d+),(\d+),(\d+))?", spec)
+    if not match:
+        raise SystemExit(f"--grid {spec!r}: expected NAME=IMAGE or NAME=IMAGE@X,Y,SIZE")
+    name, path, *box = match.groups()
+    return name, Path(path), (tuple(int(v) for v in box) if box[0] is not None else None)
+
+
+def cut_tiles(image, rows: int, cols: int, pad: int):
+    """The rows x cols tiles of a grid picture whose tiles are separated by about `pad` pixels."""
+    height, width = image.shape[:2]
+    pitch_y, pitch_x = (height - pad) / rows, (width - pad) / cols
+    inner_y, inner_x = int(pitch_y - pad), int(pitch_x - pad)
+    return [image[round(pad + r * pitch_y):round(pad + r * pitch_y) + inner_y,
+                  round(pad + c * pitch_x):round(pad + c * pitch_x) + inner_x]
+            for r in range(rows) for c in range(cols)]
+
+
+def make_sheets(grids: list[str], out: Path, seed: int, rows: int = 6, cols: int = 6,
+                pad: int = 2) -> dict:
+    import cv2
+    import numpy as np
+
+    tiles = []
+    for spec in grids:
+        name, path, box = parse_grid(spec)
+        image = cv2.imread(str(path))
+        if image is None:
+            raise SystemExit(f"--grid {spec!r}: cannot read {path} as an image")
+        if box:
+            x, y, size = box
+            if y + size > image.shape[0] or x + size > image.shape[1]:
+                raise SystemExit(f"--grid {spec!r}: the box {x},{y},{size} does not fit in "
+                                 f"{path} ({image.shape[1]}x{image.shape[0]})")
+            image = image[y:y + size, x:x + size]
+        tiles += [(name, k, tile) for k, tile in enumerate(cut_tiles(image, rows, cols, pad))]
+    order = list(range(len(tiles)))
+    random.Random(seed).shuffle(order)
+    out.mkdir(parents=True, exist_ok=True)
+    key, per_sheet = {}, SHEET_COLS * SHEET_COLS
+    cell = TILE_SIDE + 30
+    for first in range(0, len(order), per_sheet):
+        sheet = np.full((SHEET_COLS * cell + 10, SHEET_COLS * cell + 10, 3), 255, np.uint8)
+        for k, index in enumerate(order[first:first + per_sheet]):
+            name, position, tile = tiles[index]
+            label = first + k
+            key[str(label)] = {"grid": name, "row": position // cols, "col": position % cols}
+            y, x = 10 + (k // SHEET_COLS) * cell, 10 + (k % SHEET_COLS) * cell
+            sheet[y + 20:y + 20 + TILE_SIDE, x:x + TILE_SIDE] = cv2.resize(
+                tile, (TILE_SIDE, TILE_SIDE), interpolation=cv2.INTER_CUBIC)
+            cv2.putText(sheet, str(label), (x, y + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
+        cv2.imwrite(str(out / f"sheet{first // per_sheet}.png"), sheet)
+    record = {"seed": seed, "grids": grids, "tiles": key}
+    (out / "key.json").write_text(json.dumps(record, indent=1))
+    print(f"{len(tiles)} tiles from {len(grids)} grids on {-(-len(tiles) // per_sheet)} sheets "
+          f"in {out}; judge the sheets before opening key.json")
+    return record
+
+
+def read_verdicts(path: Path, labels: set[str]) -> dict[str, bool]:
+    verdicts = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.split("#")[0].strip()
+        if not line:
+            continue
+        match = re.fullmatch(r"(\d+)\s+([YyNn])", line)
+        if not match:
+            raise SystemExit(f"{path}:{number}: expected 'TILE Y' or 'TILE N', got {line!r}")
+        label, verdict = match.groups()
+        if label in verdicts:
+            raise SystemExit(f"{path}:{number}: tile {label} judged twice")
+        verdicts[label] = verdict.upper() == "Y"
+    missing, unknown = labels - set(verdicts), set(verdicts) - labels
+    if missing or unknown:
+        raise SystemExit(f"{path}: every tile needs one verdict; missing "
+                         f"{sorted(map(int, missing))[:10]}, not on the sheets "
+                         f"{sorted(map(int, unknown))[:10]}")
+    return verdicts
+
+
+def tally(key_path: Path, verdicts_path: Path, out: Path | None = None) -> dict:
+    record = json.loads(key_path.read_text())
+    verdicts = read_verdicts(verdicts_path, set(record["tiles"]))
+    yes, total = Counter(), Counter()
+    for label, tile in record["tiles"].items():
+        total[tile["grid"]] += 1
+        yes[tile["grid"]] += verdicts[label]
+    counts = {name: {"yes": yes[name], "tiles": total[name]} for name in total}
+    for name, count in counts.items():
+        print(f"{name}: {count['yes']} of {count['tiles']}")
+    result = {**record, "counts": counts,
+              "tiles": {label: {**tile, "yes": verdicts[label]}
+                        for label, tile in record["tiles"].items()}}
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    sheets = commands.add_parser("sheets", help="shuffled, numbered sheets of every grid's tiles")
+    sheets.add_argument("--grid", action="append", required=True,
+                        help="NAME=IMAGE or NAME=IMAGE@X,Y,SIZE (repeatable)")
+    sheets.add_argument("--out", type=Path, required=True)
+    sheets.add_argument("--seed", type=int, default=0)
+    sheets.add_argument("--rows", type=int, default=6)
+    sheets.add_argument("--cols", type=int, default=6)
+    sheets.add_argument("--pad", type=int, default=2)
+    count = commands.add_parser("tally", help="unshuffle the verdicts and count per grid")
+    count.add_argument("--key", type=Path, required=True)
+    count.add_argument("--verdicts", type=Path, required=True)
+    count.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "sheets":
+        make_sheets(args.grid, args.out, args.seed, args.rows, args.cols, args.pad)
+    else:
+        tally(args.key, args.verdicts, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
