@@ -554,3 +554,27 @@ def test_train_notebook_honours_what_the_user_set_even_in_smoke_mode(tmp_path, m
     pictures = [o for o in train_cell.outputs if "text/html" in o.get("data", {})]
     assert len(pictures) == 1 and "after epoch 3" in pictures[0]["data"]["text/html"]
 
+
+
+def test_train_notebook_passes_adaptive_augmentation_to_the_fused_step(tmp_path, monkeypatch):
+    """Notebook 02 with photo64cpu and the photo users' ADA settings (README): the run records
+    them and its history has ADA's augmentation probability, so the fused step really used it."""
+    papermill = pytest.importorskip("papermill")
+    import csv
+
+    from cargan_tf import runs
+
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    monkeypatch.delenv(nb.HOME_ENV, raising=False)
+    home = tmp_path / "home"
+    papermill.execute_notebook(
+        str(NOTEBOOK_DIR / "02_train_dcgan.ipynb"), str(tmp_path / "02.ipynb"),
+        kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False,
+        parameters={"smoke": True, "home": str(home), "preset": "photo64cpu", "engine": "fused",
+                    "diffaugment": "color,translation", "ada_target": 0.6, "run_name": "ada"})
+    paths = runs.RunPaths(home / "runs" / "ada")
+    config = json.loads(paths.config.read_text())
+    assert (config["diffaugment"], config["ada_target"]) == ("color,translation", 0.6)
+    with open(paths.history, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(0.0 <= float(row["aug_p"]) <= 1.0 for row in rows)

@@ -28,6 +28,10 @@ batch_size = None  # None: the preset's; fixed for the life of a run
 precision = None  # None: the preset's (float32; photo64cpu: "auto"); "mixed_float16" on a GPU; fixed
 lr_d = None  # discriminator learning rate (None: the preset's)
 lr_g = None  # generator learning rate (None: the preset's)
+diffaugment = None  # None: the preset's; e.g. "color,translation": the same random shifts and colour
+# changes on every image D sees, real or fake (engine "fused")
+ada_target = None  # None: the preset's; e.g. 0.6: StyleGAN2-ADA's adaptive strength for diffaugment.
+# On photos (photo64cpu) both give cleaner cars: BENCHMARKS.md, "Counted blind"
 run_name = ""  # folder under home/runs ("": <preset>-<dataset name>, plus -smoke in smoke mode)
 home = None  # home folder (None: MyDrive/cargan in Colab, ~/cargan elsewhere)
 smoke = False  # tiny models and data (16x16, 2 epochs): a quick try of every step
@@ -51,7 +55,8 @@ run_dir = home / "runs" / (run_name or runs.run_name(preset, data, smoke))
 # None means "the preset's"; smoke shrinks the preset first, so the values set here still win;
 # epochs clear a preset's step budget; minutes become steps after a short measured warm-up
 overrides = dict(engine=engine, image_size=image_size, channels=channels, batch_size=batch_size,
-                 lr_d=lr_d, lr_g=lr_g, precision=precision)
+                 lr_d=lr_d, lr_g=lr_g, precision=precision, diffaugment=diffaugment,
+                 ada_target=ada_target)
 cfg = config.resolve(preset, overrides, data=data, run_dir=run_dir, smoke=smoke, epochs=epochs,
                      minutes=minutes)
 images = load_images_for(cfg)  # the training set: uint8 (N, S, S, C)
