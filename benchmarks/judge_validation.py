@@ -13,8 +13,9 @@ On real photos the judges never trained on (`--photos`, split into two disjoint 
    dropping (B clustered into k = 2 / 4 / 8 groups by k-means on 16x16 thumbnails; the largest
    group kept and resampled to B's size), mixing (10 / 25 / 50% of B replaced by `--other`
    images, e.g. road scenes with no car), streaks (10 / 25 / 50% of B given three short strokes
-   of a saturated colour each, the artefact generators draw). A judge passes when every curve
-   rises monotonically from the floor; --checks picks some of them;
+   of a saturated colour each, the artefact generators draw), tears (10 / 25 / 50% of B with two
+   horizontal bands slid sideways: a torn body, its colours and textures intact). A judge
+   passes when every curve rises monotonically from the floor; --checks picks some of them;
 3. with `--run`: snapshots of one training run on photos (its checkpoints, early to late),
    scored against A: a judge should order them early > late > floor;
 4. with `--train-photos` and `--held-out`: the memorisation ratio (cargan_tf.metrics.memorisation)
@@ -49,6 +50,7 @@ LEVELS = {
     "mode_drop": (2, 4, 8),           # k clusters, the largest kept
     "mixing": (0.10, 0.25, 0.50),     # fraction replaced by other images
     "streaks": (0.10, 0.25, 0.50),    # fraction given saturated colour strokes (as GANs draw)
+    "tears": (0.10, 0.25, 0.50),      # fraction torn: two bands slid sideways (as GANs draw)
 }
 STREAKS_PER_IMAGE = 3
 
@@ -105,6 +107,19 @@ def corrupt(kind: str, level, images: np.ndarray, other: np.ndarray | None,
                 y1 = int(y0 + length * np.sin(angle))
                 cv2.line(overlay, (x0, y0), (x1, y1), [int(c) for c in colour], thick)
             out[i] = np.rint(0.8 * overlay + 0.2 * out[i]).astype(np.uint8)
+        return out
+    elif kind == "tears":
+        # photo64cpu's weaker samples are torn: a car's parts slid apart, each part's colour and
+        # texture intact. On a fraction of the images, two horizontal bands (each 1/6 to 1/3 of
+        # the side high) slide sideways by 1/8 to 1/4 of the side, wrapping round: the pixels
+        # of every row are kept, only the body's continuity is broken.
+        out = images.copy()
+        for i in rng.choice(len(images), round(level * len(images)), replace=False):
+            for _ in range(2):
+                height = int(rng.integers(size // 6, size // 3 + 1))
+                top = int(rng.integers(0, size - height + 1))
+                shift = int(rng.integers(size // 8, size // 4 + 1)) * int(rng.choice([-1, 1]))
+                out[i, top:top + height] = np.roll(out[i, top:top + height], shift, axis=1)
         return out
     else:
         raise ValueError(kind)

@@ -102,6 +102,20 @@ def test_streaks_corruption_paints_saturated_strokes_on_the_asked_fraction_only(
     assert (saturation > 180).sum() > (before > 180).sum() + 5 * 16
 
 
+def test_tears_corruption_slides_bands_of_the_asked_fraction_and_keeps_every_rows_pixels():
+    # the second kind of sample the blind count rejects (BENCHMARKS, "Counted blind"): torn
+    # bodies; a tear must move pixels within their rows, never change a colour
+    validation = _validation_module()
+    images = draw_toycars(20, 64, seed=2)[0]
+    out = validation.corrupt("tears", 0.25, images, None, seed=0)
+    changed = (out != images).reshape(20, -1).any(1)
+    assert changed.sum() == 5
+    for before, after in zip(images[changed], out[changed]):
+        assert np.array_equal(np.sort(before, axis=1), np.sort(after, axis=1))
+        moved_rows = (before != after).any(axis=(1, 2))
+        assert 64 // 6 <= moved_rows.sum() <= 2 * (64 // 3)
+
+
 def test_mode_dropping_and_colour_shift_raise_the_judges_fid(judge, photos):
     validation = _validation_module()
     half_a, half_b = photos
