@@ -89,14 +89,19 @@ def test_judge_fid_rises_with_every_level_of_corruption_on_real_photos(judge, ph
     assert all(b > a for a, b in zip(fids, fids[1:])), (kind, fids)
 
 
+def _a_quarter_corrupted(kind: str):
+    """20 drawn cars, the same with `kind` at level 0.25, and which images changed (asserted: 5)."""
+    images = draw_toycars(20, 64, seed=2)[0]
+    out = _validation_module().corrupt(kind, 0.25, images, None, seed=0)
+    changed = (out != images).reshape(20, -1).any(1)
+    assert changed.sum() == 5
+    return images, out, changed
+
+
 def test_streaks_corruption_paints_saturated_strokes_on_the_asked_fraction_only():
     # the judge's blind spot (BENCHMARKS, "The photo judge") is measured with this corruption:
     # it must touch exactly that share of the images, with strongly coloured pixels
-    validation = _validation_module()
-    images = draw_toycars(20, 64, seed=2)[0]
-    out = validation.corrupt("streaks", 0.25, images, None, seed=0)
-    changed = (out != images).reshape(20, -1).any(1)
-    assert changed.sum() == 5
+    images, out, changed = _a_quarter_corrupted("streaks")
     saturation = cv2.cvtColor(out[changed].reshape(-1, 64, 3), cv2.COLOR_RGB2HSV)[..., 1]
     before = cv2.cvtColor(images[changed].reshape(-1, 64, 3), cv2.COLOR_RGB2HSV)[..., 1]
     assert (saturation > 180).sum() > (before > 180).sum() + 5 * 16
@@ -105,11 +110,7 @@ def test_streaks_corruption_paints_saturated_strokes_on_the_asked_fraction_only(
 def test_tears_corruption_slides_bands_of_the_asked_fraction_and_keeps_every_rows_pixels():
     # the second kind of sample the blind count rejects (BENCHMARKS, "Counted blind"): torn
     # bodies; a tear must move pixels within their rows, never change a colour
-    validation = _validation_module()
-    images = draw_toycars(20, 64, seed=2)[0]
-    out = validation.corrupt("tears", 0.25, images, None, seed=0)
-    changed = (out != images).reshape(20, -1).any(1)
-    assert changed.sum() == 5
+    images, out, changed = _a_quarter_corrupted("tears")
     for before, after in zip(images[changed], out[changed]):
         assert np.array_equal(np.sort(before, axis=1), np.sort(after, axis=1))
         moved_rows = (before != after).any(axis=(1, 2))
