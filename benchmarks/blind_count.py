@@ -28,6 +28,12 @@ from pathlib import Path
 
 SHEET_COLS = 6
 TILE_SIDE = 120  # each tile enlarged to this on a sheet: a 64x64 tile is hard to judge at 1x
+CELL = TILE_SIDE + 30  # a tile and its number above it, with a gap
+
+
+def tile_origin(k: int) -> tuple[int, int]:
+    """(y, x) of the top-left pixel of cell k's tile on its sheet (its number sits above)."""
+    return 10 + (k // SHEET_COLS) * CELL + 20, 10 + (k % SHEET_COLS) * CELL
 
 
 def parse_grid(spec: str) -> tuple[str, Path, tuple[int, int, int] | None]:
@@ -71,17 +77,16 @@ def make_sheets(grids: list[str], out: Path, seed: int, rows: int = 6, cols: int
     random.Random(seed).shuffle(order)
     out.mkdir(parents=True, exist_ok=True)
     key, per_sheet = {}, SHEET_COLS * SHEET_COLS
-    cell = TILE_SIDE + 30
     for first in range(0, len(order), per_sheet):
-        sheet = np.full((SHEET_COLS * cell + 10, SHEET_COLS * cell + 10, 3), 255, np.uint8)
+        sheet = np.full((SHEET_COLS * CELL + 10, SHEET_COLS * CELL + 10, 3), 255, np.uint8)
         for k, index in enumerate(order[first:first + per_sheet]):
             name, position, tile = tiles[index]
             label = first + k
             key[str(label)] = {"grid": name, "row": position // cols, "col": position % cols}
-            y, x = 10 + (k // SHEET_COLS) * cell, 10 + (k % SHEET_COLS) * cell
-            sheet[y + 20:y + 20 + TILE_SIDE, x:x + TILE_SIDE] = cv2.resize(
+            y, x = tile_origin(k)
+            sheet[y:y + TILE_SIDE, x:x + TILE_SIDE] = cv2.resize(
                 tile, (TILE_SIDE, TILE_SIDE), interpolation=cv2.INTER_CUBIC)
-            cv2.putText(sheet, str(label), (x, y + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
+            cv2.putText(sheet, str(label), (x, y - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
         cv2.imwrite(str(out / f"sheet{first // per_sheet}.png"), sheet)
     record = {"seed": seed, "grids": grids, "tiles": key}
     (out / "key.json").write_text(json.dumps(record, indent=1))

@@ -28,9 +28,7 @@ def coded_grid(channel: int) -> np.ndarray:
 
 def read_cell(sheet: np.ndarray, k: int, blind_count) -> tuple[str, int]:
     """Which grid and tile a sheet's cell k shows, read back from its colour code."""
-    cell = blind_count.TILE_SIDE + 30
-    y = 10 + (k // blind_count.SHEET_COLS) * cell + 20 + blind_count.TILE_SIDE // 2
-    x = 10 + (k % blind_count.SHEET_COLS) * cell + blind_count.TILE_SIDE // 2
+    y, x = (v + blind_count.TILE_SIDE // 2 for v in blind_count.tile_origin(k))
     blue, green, _ = (int(v) for v in sheet[y, x])  # cv2 reads BGR
     return ("bluish" if blue else "reddish"), (green - 20) // 6
 
