@@ -38,14 +38,22 @@ DEFAULT_RECIPES = ("aim64", "dcgan64", "selu128")
 
 
 def parse_recipe(text: str) -> tuple[str, str, list[str]]:
-    """'NAME=PRESET:K=V,K=V' (or just 'PRESET') -> (name, preset, ['K=V', ...])."""
+    """'NAME=PRESET:K=V,K=V' (or just 'PRESET') -> (name, preset, ['K=V', ...]).
+
+    A piece with no '=' continues the value before it, so a setting whose value is itself a
+    comma list reads as on the command line: 'ada=photo64cpu:diffaugment=color,translation'.
+    """
     head, _, changes = text.partition(":")
     name, _, preset = head.partition("=")
     preset = preset or name
-    settings = [s for s in changes.split(",") if s]
-    for setting in settings:
-        if "=" not in setting:
-            raise SystemExit(f"--recipe {text!r}: {setting!r} is not KEY=VALUE")
+    settings: list[str] = []
+    for piece in (p for p in changes.split(",") if p):
+        if "=" in piece:
+            settings.append(piece)
+        elif settings:
+            settings[-1] += "," + piece
+        else:
+            raise SystemExit(f"--recipe {text!r}: {piece!r} is not KEY=VALUE")
     return name, preset, settings
 
 

@@ -23,6 +23,11 @@ def test_a_recipe_names_its_preset_and_its_set_changes(photo_recipes):
         photo_recipes.parse_recipe("fixed=aim64:oops")
 
 
+def test_a_setting_whose_value_is_a_comma_list_stays_whole(photo_recipes):
+    assert photo_recipes.parse_recipe("ada=photo64cpu:diffaugment=color,translation,ada_target=0.6") \
+        == ("ada", "photo64cpu", ["diffaugment=color,translation", "ada_target=0.6"])
+
+
 def test_every_recipe_gets_the_same_minutes_data_and_seed(photo_recipes, tmp_path):
     args = photo_recipes.argparse.Namespace(data=tmp_path / "train", minutes=15.0, seed=1,
                                             workdir=tmp_path / "runs", smoke=False)
