@@ -139,8 +139,10 @@ def test_a_photo_folder_on_the_default_preset_gets_the_photo64_tip(tmp_path, mon
     assert hint("--data", folder, "--preset", "photo64") is None
     assert hint("--data", "toycars", "--run-dir", str(tmp_path / "r")) is None
     monkeypatch.setattr(train_command, "nvidia_gpu_present", lambda: False)  # a CPU machine
-    assert "--preset photo64cpu" in hint("--data", folder, "--run-dir", str(tmp_path / "r"))
+    cpu_tip = hint("--data", folder, "--run-dir", str(tmp_path / "r"))
+    assert "--preset photo64cpu" in cpu_tip and "--preset photo64ada" in cpu_tip
     assert hint("--data", folder, "--preset", "photo64cpu") is None
+    assert hint("--data", folder, "--preset", "photo64ada") is None
 
 
 def test_train_refuses_both_epochs_and_steps(capsys):

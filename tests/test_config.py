@@ -89,6 +89,19 @@ def test_photo64cpu_is_photo64_at_batch_32_with_the_machines_precision(monkeypat
     assert (cfg.precision, cfg.steps, cfg.epochs) == ("mixed_bfloat16", 14000, 180)
 
 
+def test_photo64ada_is_photo64cpu_with_the_measured_adaptive_augmentation():
+    ada, cpu = config.preset("photo64ada"), config.preset("photo64cpu")
+    ada.validate()  # diffaugment needs the fused engine: the preset has it
+    same = {k for k in config.IDENTITY_KEYS if getattr(ada, k) == getattr(cpu, k)}
+    assert set(config.IDENTITY_KEYS) - same <= {"preset", "diffaugment", "ada_target"}
+    # exactly the recipe BENCHMARKS measured as photo64cpu --set diffaugment=... --set ada_target=...
+    measured = config.resolve("photo64cpu", settings={"diffaugment": "color,translation",
+                                                      "ada_target": 0.6}, n_images=2500)
+    resolved = config.resolve("photo64ada", n_images=2500)
+    assert resolved.replace(preset="photo64cpu") == measured
+    assert (resolved.diffaugment, resolved.ada_target) != (cpu.diffaugment, cpu.ada_target)
+
+
 def test_small32_is_quick32_with_ada_and_a_step_budget():
     small, quick = config.preset("small32"), config.preset("quick32")
     assert (small.steps, small.data_n, small.ada_target, small.diffaugment) == \

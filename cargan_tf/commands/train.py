@@ -29,7 +29,9 @@ def register(subparsers) -> None:
                         "adaptive augmentation for a few hundred images; keeps up to 400: "
                         "--set data_n=N for more), photo64 (a folder of car photos at 64x64: flips, "
                         "R1, 7,000 steps), photo64cpu (photo64 at batch 32 for 14,000 steps, in "
-                        "bfloat16 on a CPU that computes it: the fastest photo recipe on a CPU)")
+                        "bfloat16 on a CPU that computes it: the fastest photo recipe on a CPU), "
+                        "photo64ada (photo64cpu with adaptive augmentation: more whole cars "
+                        "counted by eye, photo-judge FID about a point worse)")
     p.add_argument("--epochs", type=int, default=None,
                    help="total epochs (clears the preset's step budget); default: the preset's")
     p.add_argument("--minutes", type=float, default=None,
@@ -83,8 +85,9 @@ def config_from_args(args) -> RunConfig:
 
 def photo_hint(args, cfg: RunConfig) -> str | None:
     """A tip when a folder of images trains on the default preset (no --preset, no --config):
-    quick32 at 32x32 draws colour smears on car photos, photo64 draws cars, and photo64cpu
-    draws them sooner on a machine without an NVIDIA GPU (BENCHMARKS.md)."""
+    quick32 at 32x32 draws colour smears on car photos, photo64 draws cars, photo64cpu
+    draws them sooner on a machine without an NVIDIA GPU and photo64ada (photo64cpu with ADA)
+    more whole ones counted by eye (BENCHMARKS.md)."""
     if args.preset or args.config or cfg.preset != "quick32" or not cfg.data \
             or not Path(cfg.data).is_dir():
         return None
@@ -92,7 +95,8 @@ def photo_hint(args, cfg: RunConfig) -> str | None:
     if nvidia_gpu_present():
         return tip + "--preset photo64 draws cars at 64x64 (BENCHMARKS.md: 'Photo recipe search')"
     return tip + ("--preset photo64cpu draws cars at 64x64 on a CPU (about 27 min on 2 cores "
-                  "with bfloat16 instructions, 35 without; BENCHMARKS.md: 'photo64cpu')")
+                  "with bfloat16 instructions, 35 without; BENCHMARKS.md: 'photo64cpu'), "
+                  "--preset photo64ada more whole ones (adaptive augmentation, ~12% slower)")
 
 
 def run(args) -> int:

@@ -18,7 +18,8 @@ from cargan_tf import notebook as nb  # imported by the shared setup cell
 
 # %% tags=["parameters"]
 dataset = "toycars"  # toycars | fashion_mnist | a prepared cache or image folder (relative: under home)
-preset = "quick32"  # aim64 | dcgan64 | selu128 | fashion28 | quick32 | small32 (few) | photo64 | photo64cpu
+preset = "quick32"  # aim64 | dcgan64 | selu128 | fashion28 | quick32 | small32 (few) | photo64 (GPU)
+# | photo64cpu | photo64ada (photos on a CPU; photo64ada: photo64cpu with ADA, more whole cars)
 engine = "keras"  # keras: the train_on_batch loop of section 7 | fused: the package's step (small32, photo64)
 epochs = None  # total epochs (None: the preset's); raise it to train a finished run further
 minutes = None  # or: train for about this many minutes (set after a short measured warm-up)
@@ -31,7 +32,7 @@ lr_g = None  # generator learning rate (None: the preset's)
 diffaugment = None  # None: the preset's; e.g. "color,translation": the same random shifts and colour
 # changes on every image D sees, real or fake (engine "fused")
 ada_target = None  # None: the preset's; e.g. 0.6: StyleGAN2-ADA's adaptive strength for diffaugment.
-# On photos (photo64cpu) both give cleaner cars: BENCHMARKS.md, "Counted blind"
+# On photos (photo64cpu) both give cleaner cars (preset photo64ada has them): BENCHMARKS.md, "Counted blind"
 run_name = ""  # folder under home/runs ("": <preset>-<dataset name>, plus -smoke in smoke mode)
 home = None  # home folder (None: MyDrive/cargan in Colab, ~/cargan elsewhere)
 smoke = False  # tiny models and data (16x16, 2 epochs): a quick try of every step
