@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -339,6 +340,85 @@ def test_swap_cut_between_its_two_renames_is_recovered(tmp_path: Path):
     os.replace(new.dst, tmp_path / f".cache.tmp-{dead_pid}")
     assert load_cache(dst).shape == (9, 16, 16, 3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "src"]
+
+
+def _prepare_in_another_process(src: Path, dst: Path) -> None:
+    """A second prepare (another notebook on the same Drive folder) run to its end."""
+    subprocess.run([sys.executable, "-c", "import sys; from cargan_tf.data.prepare import "
+                    "prepare; prepare(sys.argv[1], sys.argv[2], size=16, progress=False)",
+                    str(src), str(dst)], cwd=REPO, check=True, timeout=120)
+
+
+def _twin_commits_first(monkeypatch, src: Path, dst: Path, then=None) -> None:
+    """While this process writes its manifest, another prepare of `src` commits into `dst`;
+    `then` (if given) runs after that, inside the same write."""
+    real_write = cache._write_json
+
+    def write(path, obj):
+        real_write(path, obj)
+        if path.name == "manifest.json" and path.parent.name.startswith(f".{dst.name}.tmp-"):
+            monkeypatch.setattr(cache, "_write_json", real_write)
+            _prepare_in_another_process(src, dst)
+            if then:
+                then()
+
+    monkeypatch.setattr(cache, "_write_json", write)
+
+
+def test_two_prepares_of_one_folder_at_once_both_succeed_and_keep_the_first(
+        tmp_path: Path, monkeypatch):
+    src = tmp_path / "src"
+    for i in range(5):
+        write_image(src / f"{i}.png", noise(16, 16, i))
+    dst = tmp_path / "cache"
+    theirs = []
+    _twin_commits_first(monkeypatch, src, dst,
+                        then=lambda: theirs.append((dst / "images_000.npy").stat().st_ino))
+    result = prepare(src, dst, size=16, progress=False)  # once failed: "Directory not empty"
+    assert result.count == 5
+    # the other process's cache stays in place (it may be reading it), not swapped for ours
+    assert (dst / "images_000.npy").stat().st_ino == theirs[0]
+    assert load_cache(dst).shape == (5, 16, 16, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "src"]  # no temp folder left
+
+
+def test_the_other_prepare_landing_inside_the_swap_is_kept_too(tmp_path: Path, monkeypatch):
+    src, dst, _ = _two_versions(tmp_path)
+    first = load_cache(dst)
+    real_swap = cache._swap_in
+
+    def swap_loses_the_race(new, dst_):
+        # the other process's rename lands between _swap_in's look at dst and its own rename
+        monkeypatch.setattr(cache, "_swap_in", real_swap)
+        _prepare_in_another_process(src, dst)
+        raise OSError(39, "Directory not empty")
+
+    monkeypatch.setattr(cache, "_swap_in", swap_loses_the_race)
+    assert prepare(src, dst, size=16, progress=False).count == 9
+    assert load_cache(dst).shape == (9, 16, 16, 3)
+    np.testing.assert_array_equal(load_cache(dst)[:4], first)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "src"]
+
+
+def test_a_different_cache_landing_inside_the_swap_is_a_clear_error(tmp_path: Path, monkeypatch):
+    src, dst, _ = _two_versions(tmp_path)
+    other = tmp_path / "other"
+    for i in range(3):
+        write_image(other / f"{i}.png", noise(16, 16, 50 + i))
+    real_swap = cache._swap_in
+
+    def swap_loses_the_race(new, dst_):
+        monkeypatch.setattr(cache, "_swap_in", real_swap)
+        shutil.rmtree(dst)
+        _prepare_in_another_process(other, dst)
+        raise OSError(39, "Directory not empty")
+
+    monkeypatch.setattr(cache, "_swap_in", swap_loses_the_race)
+    with pytest.raises(DataError, match=r"another prepare wrote .*cache while this one ran "
+                                        r"\(from .*other.*run this again"):
+        prepare(src, dst, size=16, progress=False)
+    assert load_cache(dst).shape == (3, 16, 16, 3)   # the other one's, untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "other", "src"]
 
 
 def test_clear_errors_for_unusable_sources(tmp_path: Path):

@@ -86,7 +86,11 @@ def _swap_in(new: Path, dst: Path) -> None:
         os.replace(new, dst)
     except OSError:
         if old is not None:
-            os.replace(old, dst)  # put the previous cache back
+            try:
+                os.replace(old, dst)  # put the previous cache back
+            except OSError:
+                if (dst / MANIFEST_NAME).is_file():  # another prepare's cache took its place
+                    shutil.rmtree(old, ignore_errors=True)
         raise
     io.fsync_dir(dst.parent)
     if old is not None:
@@ -163,8 +167,12 @@ def commit(
     gather: Callable[[int, int], np.ndarray],
     count: int,
     image_bytes: int,
+    seen: dict | None = None,
 ) -> None:
-    """Write shards, report, then manifest into a sibling temp folder and swap it in."""
+    """Write shards, report, then manifest into a sibling temp folder and swap it in.
+
+    seen: dst's manifest when this prepare started (manifest_or_none), to tell a cache that
+    another prepare committed meanwhile from the one this prepare set out to replace."""
     tmp = dst.parent / f".{dst.name}.tmp-{os.getpid()}"
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -183,7 +191,27 @@ def commit(
         _write_json(tmp / REPORT_NAME, report)
         _write_json(tmp / MANIFEST_NAME, manifest)  # the commit point
         io.fsync_dir(tmp)
-        _swap_in(tmp, dst)
+        # Another prepare of the same folder (a second notebook, or train, on the same data)
+        # may have committed while this one was writing. Its cache then holds these very
+        # images and its owner may be reading it: keep it rather than swap it out.
+        now = manifest_or_none(dst)
+        if now is not None and now != seen and same_images(now, manifest):
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        try:
+            _swap_in(tmp, dst)
+        except OSError:
+            theirs = manifest_or_none(dst)
+            if theirs is None:
+                raise
+            # the other prepare's rename landed between _swap_in's look and its own
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not same_images(theirs, manifest):
+                raise DataError(
+                    f"another prepare wrote {dst} while this one ran (from {theirs.get('src')}, "
+                    f"written {theirs.get('written')}); this one's cache was dropped and that "
+                    "one left as it is: run this again to bring it up to date") from None
+            return
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         raise DataError(
@@ -193,6 +221,27 @@ def commit(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def manifest_or_none(dst: Path) -> dict | None:
+    """dst's manifest.json as it stands (unchecked), or None if there is none to read."""
+    try:
+        return json.loads((dst / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def same_images(a: dict | None, b: dict | None) -> bool:
+    """Whether two manifests describe the same cache: the same source folder, options and
+    files (path, size, modification time, pixel hash, verdict), hence the same images."""
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return False
+
+    def key(m: dict) -> tuple:
+        files = [(f.get("path"), f.get("bytes"), f.get("mtime_ns"), f.get("hash"),
+                  f.get("status")) for f in m.get("sources", [])]
+        return m.get("src"), m.get("options"), m.get("count"), files
+    return key(a) == key(b)
 
 
 # --------------------------------------------------------------------------- reading a cache

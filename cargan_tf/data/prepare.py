@@ -29,6 +29,7 @@ from cargan_tf.data.cache import (
     check_dst,
     commit,
     is_our_temp,
+    manifest_or_none,
     open_shards,
     read_manifest,
     recover,
@@ -313,6 +314,7 @@ def prepare(
         )
     workers = max(1, workers if workers is not None else _default_workers())
     options = {"size": size, "channels": channels, "fit": fit, "boxes": _boxes_digest(boxes)}
+    seen = manifest_or_none(dst)  # to notice another prepare committing meanwhile
     old, full_reason = _previous_cache(dst, options)
     old_entries = {e["path"]: e for e in old["sources"]} if old is not None else {}
 
@@ -402,7 +404,7 @@ def prepare(
         manifest_path=dst / MANIFEST_NAME, report_path=dst / REPORT_NAME,
         refused=manifest["counts"]["refused"],
     )
-    commit(dst, manifest, report, gather, len(rows), size * size * channels)
+    commit(dst, manifest, report, gather, len(rows), size * size * channels, seen=seen)
     result.seconds = time.perf_counter() - start
     return result
 
