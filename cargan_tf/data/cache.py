@@ -195,7 +195,7 @@ def commit(
         # may have committed while this one was writing. Its cache then holds these very
         # images and its owner may be reading it: keep it rather than swap it out.
         now = manifest_or_none(dst)
-        if now is not None and now != seen and same_images(now, manifest):
+        if now != seen and same_images(now, manifest):  # same_images(None, ...) is False
             shutil.rmtree(tmp, ignore_errors=True)
             return
         try:
