@@ -225,7 +225,9 @@ class Trainer:
                               "..., n_images=len(images)) or config.finish(cfg, len(images)), "
                               "or call train(), which does")
         self.cfg = cfg
-        if cfg.steps and cfg.progress and cfg.epochs * self.steps_per_epoch != cfg.steps:
+        # the run's lines print without a progress bar too (a log file wants them): only the
+        # bar follows cfg.progress; a non-chief worker prints nothing
+        if cfg.steps and self.is_chief and cfg.epochs * self.steps_per_epoch != cfg.steps:
             print(f"a budget of {cfg.steps} steps is {cfg.epochs} whole epochs of "
                   f"{self.steps_per_epoch} batches: {cfg.epochs * self.steps_per_epoch} steps",
                   flush=True)
@@ -353,7 +355,7 @@ class Trainer:
         if row["fid"] < self.best_fid:
             self.best_fid = row["fid"]
             runs.save_model_atomic(self.output_generator, self.paths.best_generator)
-        if self.cfg.progress:
+        if self.is_chief:
             print(f"  evaluation after epoch {self.epoch - 1}: FID {row['fid']:.2f} "
                   f"(best {self.best_fid:.2f}), diversity {row['diversity']:.2f}", flush=True)
         return row
@@ -457,7 +459,7 @@ class Trainer:
                  "run_folder_mb": round(runs.folder_size(self.paths.root) / 2**20, 2)}
         info = runs.read_json(self.paths.run_info) if self.paths.run_info.exists() else {}
         runs.write_json_atomic(self.paths.run_info, {**info, "sizes": sizes})
-        if self.cfg.progress:
+        if self.is_chief:
             print(f"checkpoints: {sizes['checkpoints_kept']} kept (keep_checkpoints="
                   f"{self.cfg.keep_checkpoints}), {sizes['checkpoint_mb']} MB each; run folder "
                   f"{sizes['run_folder_mb']} MB", flush=True)
@@ -476,11 +478,11 @@ class Trainer:
         if minutes_pending(self.cfg):
             steps = steps_for_minutes(self.cfg.minutes, seconds_per_step, self.step)
             _set_length(self, steps, seconds_per_step)
-            if self.cfg.progress:
+            if self.is_chief:
                 print(f"a budget of {self.cfg.minutes:g} minutes at this pace: "
                       f"{self.cfg.steps:,} steps ({self.cfg.epochs} epochs of "
                       f"{self.steps_per_epoch} batches)", flush=True)
-        if self.cfg.progress:
+        if self.is_chief:
             left = self.cfg.epochs * self.steps_per_epoch - self.step
             print(estimate_line(seconds_per_step, pace.measured_steps(self.step), left),
                   flush=True)
@@ -527,7 +529,7 @@ class Trainer:
             if cfg.init_from:
                 initialised = init_from(cfg.init_from, self.generator, self.discriminator,
                                         self.ema_generator)
-                if cfg.progress:
+                if self.is_chief:
                     print(f"initialised from {initialised['generator']}"
                           + (f" and {initialised['discriminator']}"
                              if initialised["discriminator"] else " (D from scratch)"),
@@ -634,9 +636,10 @@ class Trainer:
         if not self._paced and self._pace.ready(self.step):  # the warm-up is over: how long
             self._paced = True
             self.after_warmup(self._pace)  # a minutes budget becomes steps: a new self.cfg
-        if self.cfg.progress:
+        if self.is_chief:
             recent = runs.read_history(self.paths.history)[-self.steps_per_epoch:]
-            print(_epoch_summary(done, self.cfg.epochs, recent), flush=True)
+            of = "?" if minutes_pending(self.cfg) else self.cfg.epochs  # as the bar shows it
+            print(_epoch_summary(done, of, recent), flush=True)
         if on_epoch_end is not None:
             on_epoch_end(done, grid)
         return grid
@@ -659,7 +662,7 @@ def _set_length(trainer: Trainer, steps: int, seconds_per_step: float) -> None:
         runs.write_text_atomic(trainer.paths.config, new.to_json())
 
 
-def _epoch_summary(epoch: int, epochs: int, rows: list[dict]) -> str:
+def _epoch_summary(epoch: int, epochs: int | str, rows: list[dict]) -> str:
     if not rows:
         return f"epoch {epoch}/{epochs}"
     mean = {k: float(np.mean([r[k] for r in rows]))

@@ -110,3 +110,19 @@ def test_a_minutes_budget_becomes_steps_after_the_warmup(tmp_path, capsys):
     # resumed with the same budget: nothing more to train, nothing measured again
     train(config.resolve(run_dir=run, minutes=0.001), run)
     assert len(runs.read_history(paths.history)) == 24
+
+
+def test_without_a_progress_bar_the_budget_estimate_and_epoch_lines_still_print(tmp_path, capsys):
+    from cargan_tf.train import train
+
+    # `train --no-progress > log`: the bar goes, the lines a log file is read for stay
+    cfg = tiny_config(progress=False, minutes=0.001, epochs=config.PROVISIONAL_EPOCHS)
+    train(cfg, tmp_path / "run")
+    out, err = capsys.readouterr()
+    assert "a budget of 0.001 minutes at this pace: 24 steps" in out
+    assert "pace: " in out and "steps left, done around" in out
+    # before the warm-up has set the length an epoch is "of ?", as the bar shows it, not of
+    # the provisional 1,000,000
+    assert "epoch 1/?: d_loss " in out and "epoch 6/6: d_loss " in out
+    assert "/1000000" not in out
+    assert "it/s" not in out + err and "s/it" not in out + err  # no tqdm bar

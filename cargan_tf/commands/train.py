@@ -59,7 +59,9 @@ def register(subparsers) -> None:
                         "frozen_d_batchnorm=batch (repeatable; see cargan_tf/config.py)")
     p.add_argument("--smoke", action="store_true",
                    help="tiny sizes that finish in seconds, through the same code path")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (for a log file: the run's lines still print, the "
+                        "time estimate after the warm-up and one line an epoch)")
     p.add_argument("--force-unlock", action="store_true",
                    help="take over the run folder's train.lock even if the process holding "
                         "it may still be alive (another machine's lock is otherwise respected "
