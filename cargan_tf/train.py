@@ -498,13 +498,18 @@ class Trainer:
             self.close()
         return self.source.root
 
+    def epochs_shown(self) -> int | str:
+        """The run's epochs as the bar and the epoch lines show them: "?" until a minutes
+        budget's warm-up has set them (not the provisional 1,000,000)."""
+        return "?" if minutes_pending(self.cfg) else self.cfg.epochs
+
     def _run(self, on_epoch_end: EpochCallback | None) -> None:
         self.begin()
         batches = self.batches()
         while self.epoch <= self.cfg.epochs:  # a minutes budget sets epochs after the warm-up
-            of = "?" if minutes_pending(self.cfg) else self.cfg.epochs  # "?": the warm-up decides
             bar = tqdm(total=self.steps_per_epoch, initial=self.batch,
-                       disable=not self.cfg.progress, desc=f"epoch {self.epoch}/{of}",
+                       disable=not self.cfg.progress,
+                       desc=f"epoch {self.epoch}/{self.epochs_shown()}",
                        leave=False, file=sys.stdout)
             while self.batch < self.steps_per_epoch:
                 row = self.train_step(next(batches))
@@ -638,8 +643,7 @@ class Trainer:
             self.after_warmup(self._pace)  # a minutes budget becomes steps: a new self.cfg
         if self.is_chief:
             recent = runs.read_history(self.paths.history)[-self.steps_per_epoch:]
-            of = "?" if minutes_pending(self.cfg) else self.cfg.epochs  # as the bar shows it
-            print(_epoch_summary(done, of, recent), flush=True)
+            print(_epoch_summary(done, self.epochs_shown(), recent), flush=True)
         if on_epoch_end is not None:
             on_epoch_end(done, grid)
         return grid
