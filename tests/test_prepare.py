@@ -519,3 +519,39 @@ def test_real_stanford_cars_photos(shared_data: Path, tmp_path: Path):
                              cv2.COLOR_BGR2RGB)
     row = row_of(read_manifest(result.dst), photos[0].name)
     np.testing.assert_array_equal(images[row], reference)
+
+
+def test_a_folder_of_small_photos_gets_a_warning_that_names_their_size(tmp_path: Path, capsys):
+    # 32x32 thumbnails (like CIFAR's or Tiny ImageNet's cars) prepared at 64: every image is
+    # upscaled, which one count in the summary line hides; the user must be told what to do.
+    for i in range(9):
+        write_image(tmp_path / f"small/{i}.png", noise(32, 32, i))
+    write_image(tmp_path / "small/big.png", noise(80, 80, 99))
+    code = main(["prepare", str(tmp_path / "small"), str(tmp_path / "c"), "--size", "64",
+                 "--no-progress"])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[2].startswith("warning: 9 of 10 images (90%) are smaller than 64x64 "
+                             "(most often 32x32) and were upscaled")
+    assert "use --size 32 (a size they fill) or larger photos" in out[2]
+    assert str(tmp_path / "c" / "prepare_report.json") in out[2]
+    # An up-to-date rerun (nothing decoded) still says it; a training run names its own flag.
+    again = prepare(tmp_path / "small", tmp_path / "c", size=64, progress=False)
+    assert again.up_to_date
+    assert "use --image-size 32 (a size they fill)" in again.upscale_warning("--image-size")
+    # Too small for any training size: only larger photos help.
+    for i in range(3):
+        write_image(tmp_path / f"tiny/{i}.png", noise(12, 10, i))
+    tiny = prepare(tmp_path / "tiny", tmp_path / "c3", size=32, progress=False)
+    assert "(most often 10x12)" in tiny.upscale_warning() and "use larger photos" in \
+        tiny.upscale_warning()
+
+
+def test_a_few_small_photos_in_a_large_folder_stay_a_count(tmp_path: Path):
+    # One upscaled image of eleven is under a tenth: the summary's count is enough.
+    for i in range(10):
+        write_image(tmp_path / f"src/{i}.png", noise(40, 40, i))
+    write_image(tmp_path / "src/small.png", noise(20, 20, 50))
+    result = prepare(tmp_path / "src", tmp_path / "c", size=32, progress=False)
+    assert result.upscaled == 1
+    assert result.upscale_warning() is None

@@ -162,13 +162,19 @@ def test_raw_folder_and_prepared_cache(tmp_path: Path, capsys):
     caches = tmp_path / "caches"
     images = load_images(str(tmp_path / "photos"), 16, 3, cache_dir=str(caches))
     assert images.shape == (5, 16, 16, 3)
-    assert "prepared 5 images 16x16x3" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "prepared 5 images 16x16x3" in out and "warning" not in out
+    # The same photos at 64x64 are all upscaled: training says so and names its own flag.
+    load_images(str(tmp_path / "photos"), 64, 3, cache_dir=str(caches))
+    assert "warning: 5 of 5 images (100%) are smaller than 64x64 (most often 40x30) and were " \
+        "upscaled, so samples will be as blurry as they are: use --image-size 16" in \
+        capsys.readouterr().out
     np.testing.assert_array_equal(load_images(str(tmp_path / "photos"), 16, 3,
                                               cache_dir=str(caches)), images)
     assert "up to date" in capsys.readouterr().out  # the second call reuses the cache
     assert load_images(str(tmp_path / "photos"), 16, 3, n=2, cache_dir=str(caches)).shape[0] == 2
 
-    (cache,) = caches.iterdir()
+    (cache,) = [c for c in caches.iterdir() if c.name.endswith("16x16x3-center_crop")]
     np.testing.assert_array_equal(load_images(str(cache), 16, 3), images)
     with pytest.raises(DataError, match=r"holds 16x16x3 images, this run asks for 64x64x3"):
         load_images(str(cache), 64, 3)

@@ -58,6 +58,10 @@ class SourceFile:
     mtime_ns: int
 
 
+# At a tenth of a folder upscaled the blur shows in the samples: `upscale_warning` speaks up.
+UPSCALED_WARN_SHARE = 0.1
+
+
 @dataclass
 class PrepareResult:
     """What one `prepare` call did; `summary()` is the one line the CLI prints."""
@@ -82,6 +86,27 @@ class PrepareResult:
     manifest_path: Path
     report_path: Path
     refused: int = 0  # of the skipped: refused by the guard (file type, bytes, pixels)
+    upscaled_from: tuple[int, int] | None = None  # the commonest (width, height) of those upscaled
+
+    def upscale_warning(self, size_flag: str = "--size") -> str | None:
+        """A line for the user when a tenth or more of the images were smaller than the cache
+        size, else None: a model trained on them learns the upscaling's blur, and the one count
+        in `summary()` is easy to miss. `size_flag` is the option that sets the size where the
+        line is printed (`--size` for prepare, `--image-size` for train)."""
+        if not self.count or self.upscaled < UPSCALED_WARN_SHARE * self.count:
+            return None
+        _, size, _, _ = self.shape
+        width, height = self.upscaled_from or (0, 0)
+        fits = 2 ** int(np.log2(min(width, height))) if min(width, height) >= 16 else 0
+        common = f" (most often {width}x{height})" if self.upscaled_from else ""
+        hint = f"use {size_flag} {fits} (a size they fill) or larger photos" if 16 <= fits < size \
+            else "use larger photos"
+        return (
+            f"warning: {self.upscaled} of {self.count} images "
+            f"({100 * self.upscaled / self.count:.0f}%) are smaller than {size}x{size}{common} "
+            f"and were upscaled, so samples will be as blurry as they are: {hint}; "
+            f"they are listed under 'flagged' in {self.report_path}"
+        )
 
     def summary(self) -> str:
         _, size, _, channels = self.shape
@@ -403,6 +428,7 @@ def prepare(
         ignored=len(ignored), full_reprepare=full_reason, up_to_date=False, seconds=0.0,
         manifest_path=dst / MANIFEST_NAME, report_path=dst / REPORT_NAME,
         refused=manifest["counts"]["refused"],
+        upscaled_from=_commonest_upscaled_size(sources),
     )
     commit(dst, manifest, report, gather, len(rows), size * size * channels, seen=seen)
     result.seconds = time.perf_counter() - start
@@ -455,6 +481,12 @@ def _limits_now_allow(entry: Mapping, limits: ImageLimits) -> bool:
         return False
     maximum = {"pixels": limits.max_pixels, "bytes": limits.max_bytes}.get(refused["limit"])
     return maximum is not None and refused["value"] <= maximum
+
+
+def _commonest_upscaled_size(sources: list[dict]) -> tuple[int, int] | None:
+    sizes = Counter((s["width"], s["height"]) for s in sources if s["status"] == "kept"
+                    and any(n.startswith("too small") for n in s["notes"]))
+    return sizes.most_common(1)[0][0] if sizes else None
 
 
 def _build_manifest(
@@ -519,4 +551,5 @@ def _up_to_date_result(src: Path, dst: Path, old: dict, start: float) -> Prepare
         seconds=time.perf_counter() - start,
         manifest_path=dst / MANIFEST_NAME, report_path=dst / REPORT_NAME,
         refused=counts.get("refused", 0),
+        upscaled_from=_commonest_upscaled_size(old.get("sources", [])),
     )
