@@ -70,6 +70,9 @@ dst = home / "data" / "prepared" / name
 if src is not None:
     result = prepare(src, dst, size=image_size, channels=channels, fit=fit)
     print(result.summary())
+    warning = result.upscale_warning(size_flag="image_size =")  # photos smaller than image_size
+    if warning:
+        print(warning)
     images = load_cache(dst)
     written = [result.manifest_path, result.report_path, *sorted(dst.glob("images_*.npy"))]
 else:
