@@ -533,12 +533,13 @@ def test_a_folder_of_small_photos_gets_a_warning_that_names_their_size(tmp_path:
     assert code == 0
     assert out[2].startswith("warning: 9 of 10 images (90%) are smaller than 64x64 "
                              "(most often 32x32) and were upscaled")
-    assert "use --size 32 (a size they fill) or larger photos" in out[2]
+    assert "use 32x32 instead (prepare --size 32) or larger photos" in out[2]
     assert str(tmp_path / "c" / "prepare_report.json") in out[2]
     # An up-to-date rerun (nothing decoded) still says it; a training run names its own flag.
     again = prepare(tmp_path / "small", tmp_path / "c", size=64, progress=False)
     assert again.up_to_date
-    assert "use --image-size 32 (a size they fill)" in again.upscale_warning("--image-size")
+    assert "use 32x32 instead (train --image-size 32)" in \
+        again.upscale_warning("train --image-size {}")
     # Too small for any training size: only larger photos help.
     for i in range(3):
         write_image(tmp_path / f"tiny/{i}.png", noise(12, 10, i))

@@ -167,7 +167,8 @@ def test_raw_folder_and_prepared_cache(tmp_path: Path, capsys):
     # The same photos at 64x64 are all upscaled: training says so and names its own flag.
     load_images(str(tmp_path / "photos"), 64, 3, cache_dir=str(caches))
     assert "warning: 5 of 5 images (100%) are smaller than 64x64 (most often 40x30) and were " \
-        "upscaled, so samples will be as blurry as they are: use --image-size 16" in \
+        "upscaled, so samples will be as blurry as they are: use 16x16 instead " \
+        "(train --image-size 16) or larger photos" in \
         capsys.readouterr().out
     np.testing.assert_array_equal(load_images(str(tmp_path / "photos"), 16, 3,
                                               cache_dir=str(caches)), images)

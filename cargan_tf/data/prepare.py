@@ -88,19 +88,19 @@ class PrepareResult:
     refused: int = 0  # of the skipped: refused by the guard (file type, bytes, pixels)
     upscaled_from: tuple[int, int] | None = None  # the commonest (width, height) of those upscaled
 
-    def upscale_warning(self, size_flag: str = "--size") -> str | None:
+    def upscale_warning(self, how: str = "prepare --size {}") -> str | None:
         """A line for the user when a tenth or more of the images were smaller than the cache
         size, else None: a model trained on them learns the upscaling's blur, and the one count
-        in `summary()` is easy to miss. `size_flag` is the option that sets the size where the
-        line is printed (`--size` for prepare, `--image-size` for train)."""
+        in `summary()` is easy to miss. `how` says how to pick a size where the line is printed
+        (a format string for the size: `prepare --size {}`, `train --image-size {}`)."""
         if not self.count or self.upscaled < UPSCALED_WARN_SHARE * self.count:
             return None
         _, size, _, _ = self.shape
         width, height = self.upscaled_from or (0, 0)
         fits = 2 ** int(np.log2(min(width, height))) if min(width, height) >= 16 else 0
         common = f" (most often {width}x{height})" if self.upscaled_from else ""
-        hint = f"use {size_flag} {fits} (a size they fill) or larger photos" if 16 <= fits < size \
-            else "use larger photos"
+        hint = f"use {fits}x{fits} instead ({how.format(fits)}) or larger photos" \
+            if 16 <= fits < size else "use larger photos"
         return (
             f"warning: {self.upscaled} of {self.count} images "
             f"({100 * self.upscaled / self.count:.0f}%) are smaller than {size}x{size}{common} "

@@ -162,7 +162,7 @@ def _prepare_folder(
     result = prepare(src, dst, size=size, channels=channels, fit=fit, boxes=boxes,
                              progress=progress)
     print(result.summary(), f"(report: {result.report_path})")
-    warning = result.upscale_warning(size_flag="--image-size")
+    warning = result.upscale_warning(how="train --image-size {}")
     if warning:
         print(warning, flush=True)
     return load_cache(dst)

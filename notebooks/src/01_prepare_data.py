@@ -70,7 +70,7 @@ dst = home / "data" / "prepared" / name
 if src is not None:
     result = prepare(src, dst, size=image_size, channels=channels, fit=fit)
     print(result.summary())
-    warning = result.upscale_warning(size_flag="image_size =")  # photos smaller than image_size
+    warning = result.upscale_warning(how="image_size = {}")  # photos smaller than image_size
     if warning:
         print(warning)
     images = load_cache(dst)
