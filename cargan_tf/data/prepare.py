@@ -97,7 +97,8 @@ class PrepareResult:
             return None
         _, size, _, _ = self.shape
         width, height = self.upscaled_from or (0, 0)
-        fits = 2 ** int(np.log2(min(width, height))) if min(width, height) >= 16 else 0
+        side = min(width, height)
+        fits = 1 << (side.bit_length() - 1) if side >= 16 else 0  # a power of two they fill
         common = f" (most often {width}x{height})" if self.upscaled_from else ""
         hint = f"use {fits}x{fits} instead ({how.format(fits)}) or larger photos" \
             if 16 <= fits < size else "use larger photos"
@@ -483,9 +484,13 @@ def _limits_now_allow(entry: Mapping, limits: ImageLimits) -> bool:
     return maximum is not None and refused["value"] <= maximum
 
 
+def _was_upscaled(source: Mapping) -> bool:
+    """A kept manifest entry that decode_file noted as too small (upscaled to the cache size)."""
+    return source["status"] == "kept" and any(n.startswith("too small") for n in source["notes"])
+
+
 def _commonest_upscaled_size(sources: list[dict]) -> tuple[int, int] | None:
-    sizes = Counter((s["width"], s["height"]) for s in sources if s["status"] == "kept"
-                    and any(n.startswith("too small") for n in s["notes"]))
+    sizes = Counter((s["width"], s["height"]) for s in sources if _was_upscaled(s))
     return sizes.most_common(1)[0][0] if sizes else None
 
 
@@ -494,8 +499,7 @@ def _build_manifest(
     count: int, size: int, channels: int, limits: ImageLimits,
 ) -> dict:
     status = Counter(s["status"] for s in sources)
-    upscaled = sum(1 for s in sources if s["status"] == "kept"
-                   and any(n.startswith("too small") for n in s["notes"]))
+    upscaled = sum(1 for s in sources if _was_upscaled(s))
     return {
         "format": CACHE_FORMAT,
         "version": CACHE_VERSION,
