@@ -21,6 +21,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from cargan_tf.data.sources import load_images
 from cargan_tf.errors import ConfigError, RunFolderError
 from cargan_tf.evaluate import real_images_for
 from cargan_tf.models import build_discriminator, build_generator, parameter_counts
+from cargan_tf.progress import progress_bar as tqdm
 
 VAE_HISTORY_COLUMNS = ("epoch", "batch", "loss", "recon", "kl", "beta", "seconds")
 KINDS = ("dense", "conv")
@@ -325,6 +327,9 @@ class VAETrainer:
             self.save_grids(0)
         while self.epoch <= cfg.epochs:
             rows = []
+            # the GAN trainer's bar: batches of this epoch, the running losses as its postfix
+            bar = tqdm(total=self.steps_per_epoch, disable=not cfg.progress, leave=False,
+                       desc=f"vae-{cfg.kind} epoch {self.epoch}/{cfg.epochs}", file=sys.stdout)
             for x in epoch_dataset(self.images, cfg.batch_size, cfg.seed, self.epoch):
                 start = time.perf_counter()
                 beta = beta_at(cfg, self.step, self.steps_per_epoch)
@@ -339,6 +344,9 @@ class VAETrainer:
                                          f"batch {len(rows)}: lower lr (now {cfg.lr})")
                 rows.append(row)
                 self.step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['loss']:.2f}", kl=f"{row['kl']:.2f}", refresh=False)
+            bar.close()
             with open(self.paths.history, "a", encoding="utf-8") as handle:
                 handle.write(io.csv_text(rows, VAE_HISTORY_COLUMNS, header=handle.tell() == 0))
             self.save_grids(self.epoch)

@@ -134,6 +134,17 @@ def test_vae_run_folder_and_resume(tmp_path):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+def test_vae_training_shows_a_bar_per_epoch_only_with_progress(tmp_path, capsys):
+    from cargan_tf.vae import train_vae
+
+    train_vae(tiny_vae_config(kind="dense", epochs=1, progress=True), tmp_path / "bar")
+    out = capsys.readouterr().out
+    # tqdm's bar: this epoch's 4 batches, counted from 0 (the epoch line alone has no "/4 [")
+    assert "vae-dense epoch 1/1:" in out and "0/4 [" in out, out
+    train_vae(tiny_vae_config(kind="dense", epochs=1), tmp_path / "quiet")
+    assert capsys.readouterr().out == ""
+
+
 def test_compare_smoke_writes_every_artefact(tmp_path, capsys):
     from cargan_tf.cli import main
     from cargan_tf.compare import MODEL_FIELDS, MODELS
