@@ -8,12 +8,21 @@
     #    "17 Y" (a car body with wheels and windows) or "17 N" (torn, smeared, a blob)
     # 3. unshuffle the verdicts and count per grid:
     python benchmarks/blind_count.py tally --key BLIND/key.json --verdicts VERDICTS.txt --out OUT.json
+    # 4. with a second counter (their own sheets and seed, or the same sheets), how far they agree:
+    python benchmarks/blind_count.py agree --counter me=OUT.json --counter other=OUT2.json
 
 Counting a grid by eye while knowing which run made it invites the counter to see what they
 expect; here every tile of every grid is shown in one random order, so a verdict is given
 before its source is known. A grid is NAME=IMAGE (a `save_grid` picture: rows x cols tiles with
 a pad around each) or NAME=IMAGE@X,Y,SIZE (the square grid at X,Y of a larger picture, such as
 one panel of a side-by-side comparison).
+
+`agree` compares counters tile by tile: a tile is its grid's picture (IMAGE@X,Y,SIZE as given to
+`sheets`) and its row and column, so counts made on differently shuffled sheets, under other grid
+names, or spread over several tallies (NAME=A.json,B.json; a results file that holds tallies
+counts as all of them) still line up. It prints each grid's
+count per counter, and per pair of counters the share of tiles judged alike and Cohen's kappa
+(agreement beyond what two counters with those yes-rates would reach by chance).
 """
 
 from __future__ import annotations
@@ -135,6 +144,106 @@ def tally(key_path: Path, verdicts_path: Path, out: Path | None = None) -> dict:
     return result
 
 
+def tallies_in(value) -> list[dict]:
+    """The tallies in a tally file or in a results file that holds some (under any keys)."""
+    if isinstance(value, dict):
+        if {"grids", "tiles", "counts"} <= set(value):
+            return [value]
+        return [t for v in value.values() for t in tallies_in(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in tallies_in(v)]
+    return []
+
+
+def tile_verdicts(tally_paths: list[Path]) -> dict[tuple, tuple[str, bool]]:
+    """(image, box, row, col) -> (grid name, yes) over one counter's tallies."""
+    verdicts = {}
+    records = [(path, record) for path in tally_paths
+               for record in tallies_in(json.loads(path.read_text()))]
+    for path in tally_paths:
+        if not any(p == path for p, _ in records):
+            raise SystemExit(f"{path}: holds no tally (run 'tally' on the key and the verdicts "
+                             f"first)")
+    for _, record in records:
+        sources = {}
+        for spec in record["grids"]:
+            name, image, box = parse_grid(spec)
+            sources[name] = (str(image), box)
+        for tile in record["tiles"].values():
+            verdicts[(*sources[tile["grid"]], tile["row"], tile["col"])] = (tile["grid"],
+                                                                            tile["yes"])
+    return verdicts
+
+
+def cohen_kappa(a: list[bool], b: list[bool]) -> float:
+    """Agreement beyond chance: 1 when identical, 0 when no better than independent guesses."""
+    n = len(a)
+    observed = sum(x == y for x, y in zip(a, b)) / n
+    p_a, p_b = sum(a) / n, sum(b) / n
+    chance = p_a * p_b + (1 - p_a) * (1 - p_b)
+    return 1.0 if chance == 1 else (observed - chance) / (1 - chance)
+
+
+def grid_label(source: tuple, members: list[tuple], judged: dict) -> str:
+    """The grid's name in the first counter's tallies that name every grid apart, else its
+    picture (IMAGE or IMAGE@X,Y,SIZE)."""
+    for verdicts in judged.values():
+        names = {}
+        for tile, (name, _) in verdicts.items():
+            names.setdefault(name, set()).add(tile[:2])
+        name = verdicts[members[0]][0]
+        if names[name] == {source}:
+            return name
+    image, box = source
+    return image + (f"@{','.join(map(str, box))}" if box else "")
+
+
+def agree(counters: list[str], out: Path | None = None) -> dict:
+    """Per grid, each counter's count; per pair, the share of tiles judged alike and kappa."""
+    judged = {}
+    for spec in counters:
+        name, _, paths = spec.partition("=")
+        if not name or not paths:
+            raise SystemExit(f"--counter {spec!r}: expected NAME=TALLY.json[,TALLY2.json...]")
+        judged[name] = tile_verdicts([Path(p) for p in paths.split(",")])
+    if len(judged) < 2:
+        raise SystemExit("agree needs two --counter options or more")
+    first, *others = judged
+    shared = set(judged[first]).intersection(*(set(judged[o]) for o in others))
+    if not shared:
+        raise SystemExit("the counters judged no tile in common (same grid images and boxes?)")
+    tiles = sorted(shared, key=lambda t: (t[0], t[1] or (), t[2], t[3]))
+    by_source = {}  # a grid is its picture: tallies may give two grids one name
+    for tile in tiles:
+        by_source.setdefault(tile[:2], []).append(tile)
+    grids = {grid_label(source, members, judged): members
+             for source, members in by_source.items()}
+    counts = {grid: {name: sum(judged[name][t][1] for t in members) for name in judged}
+              | {"tiles": len(members)} for grid, members in grids.items()}
+    pairs = {}
+    names = list(judged)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            va, vb = [judged[a][t][1] for t in tiles], [judged[b][t][1] for t in tiles]
+            pairs[f"{a} vs {b}"] = {"tiles": len(tiles),
+                                    "agreement": sum(x == y for x, y in zip(va, vb)) / len(tiles),
+                                    "kappa": cohen_kappa(va, vb)}
+    width = max(len(g) for g in counts)
+    print(f"{'grid':<{width}}  " + "  ".join(f"{n:>8}" for n in names) + "  tiles")
+    for grid, row in counts.items():
+        print(f"{grid:<{width}}  " + "  ".join(f"{row[n]:>8}" for n in names)
+              + f"  {row['tiles']:>5}")
+    for pair, row in pairs.items():
+        print(f"{pair}: {row['agreement']:.0%} of {row['tiles']} tiles alike, "
+              f"kappa {row['kappa']:.2f}")
+    result = {"counters": {n: s.partition("=")[2].split(",") for n, s in zip(names, counters)},
+              "counts": counts, "pairs": pairs}
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1))
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -150,11 +259,17 @@ def main(argv: list[str] | None = None) -> None:
     count.add_argument("--key", type=Path, required=True)
     count.add_argument("--verdicts", type=Path, required=True)
     count.add_argument("--out", type=Path)
+    both = commands.add_parser("agree", help="how far two or more counters agree, tile by tile")
+    both.add_argument("--counter", action="append", required=True,
+                      help="NAME=TALLY.json[,TALLY2.json...]: one counter's tallies (repeatable)")
+    both.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     if args.command == "sheets":
         make_sheets(args.grid, args.out, args.seed, args.rows, args.cols, args.pad)
-    else:
+    elif args.command == "tally":
         tally(args.key, args.verdicts, args.out)
+    else:
+        agree(args.counter, args.out)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,57 @@ def test_the_tally_counts_each_grids_yes_verdicts(blind_count, tmp_path):
     assert json.loads((tmp_path / "out" / "tally.json").read_text())["counts"] == result["counts"]
 
 
+def judge(blind_count, tmp_path, name, grids, seed, yes):
+    """Sheets of `grids`, verdicts by yes(grid image's stem, row), tallied: the tally's path."""
+    record = blind_count.make_sheets(grids, tmp_path / name, seed=seed)
+    stems = {spec.split("=")[0]: spec.split("=")[1] for spec in grids}
+    lines = [f"{label} {'Y' if yes(stems[t['grid']], t['row']) else 'N'}"
+             for label, t in record["tiles"].items()]
+    (tmp_path / f"{name}.txt").write_text("\n".join(lines))
+    blind_count.tally(tmp_path / name / "key.json", tmp_path / f"{name}.txt",
+                      tmp_path / f"{name}.json")
+    return tmp_path / f"{name}.json"
+
+
+def test_agree_matches_tiles_across_sheets_names_and_tallies(blind_count, tmp_path):
+    g = str(save_png(tmp_path / "g.png", coded_grid(0)))
+    h = str(save_png(tmp_path / "h.png", coded_grid(2)))
+    # A: one sheet set, yes to g's rows 0-2 (18 of 72)
+    mine = judge(blind_count, tmp_path, "a", [f"g={g}", f"h={h}"], 1,
+                 lambda image, row: image == g and row <= 2)
+    # B: other seeds, other names, two tallies; yes to g's rows 0, 1, 5 and h's row 0 (24)
+    theirs_g = judge(blind_count, tmp_path, "b1", [f"G={g}"], 5,
+                     lambda image, row: row in (0, 1, 5))
+    theirs_h = judge(blind_count, tmp_path, "b2", [f"H={h}"], 6, lambda image, row: row == 0)
+    result = blind_count.agree([f"A={mine}", f"B={theirs_g},{theirs_h}"], tmp_path / "agree.json")
+    assert result["counts"] == {"g": {"A": 18, "B": 18, "tiles": 36},
+                                "h": {"A": 0, "B": 6, "tiles": 36}}
+    pair = result["pairs"]["A vs B"]
+    # alike: g rows 0-1 and 3-4, h rows 1-5 = 54 of 72; chance .25 * 1/3 + .75 * 2/3 = 7/12
+    assert pair["tiles"] == 72 and pair["agreement"] == pytest.approx(0.75)
+    assert pair["kappa"] == pytest.approx((0.75 - 7 / 12) / (5 / 12))
+    assert json.loads((tmp_path / "agree.json").read_text())["pairs"] == result["pairs"]
+    x = str(save_png(tmp_path / "x.png", coded_grid(1)))
+    elsewhere = judge(blind_count, tmp_path, "c", [f"x={x}"], 2, lambda image, row: True)
+    with pytest.raises(SystemExit, match="judged no tile in common"):
+        blind_count.agree([f"A={mine}", f"C={elsewhere}"])
+    # a results file holding tallies under its own keys is read like the tallies themselves
+    nested = tmp_path / "results.json"
+    nested.write_text(json.dumps({"g": {"blind_count": json.loads(theirs_g.read_text())},
+                                  "h": [{"blind_count": json.loads(theirs_h.read_text())}]}))
+    assert blind_count.agree([f"A={mine}", f"B={nested}"])["pairs"] == result["pairs"]
+    # two grids one name (two seeds' tallies that both say "ada"): named by a counter that
+    # tells them apart, else by their pictures
+    for path in (theirs_g, theirs_h):
+        text = path.read_text()
+        path.write_text(text.replace('"G', '"ada').replace('"H', '"ada'))
+    assert set(blind_count.agree([f"B={theirs_g},{theirs_h}", f"A={mine}"])["counts"]) == {"g", "h"}
+    assert set(blind_count.agree([f"B={theirs_g},{theirs_h}", f"B2={theirs_g},{theirs_h}"])
+               ["counts"]) == {g, h}
+    with pytest.raises(SystemExit, match="holds no tally"):
+        blind_count.agree([f"A={mine}", f"B={tmp_path / 'b1' / 'key.json'}"])
+
+
 def test_bad_verdicts_and_grids_say_what_is_wrong(blind_count, tmp_path):
     grid = save_png(tmp_path / "g.png", coded_grid(0))
     blind_count.make_sheets([f"g={grid}"], tmp_path / "blind", seed=0)
