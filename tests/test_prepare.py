@@ -548,6 +548,37 @@ def test_a_folder_of_small_photos_gets_a_warning_that_names_their_size(tmp_path:
         tiny.upscale_warning()
 
 
+def test_wide_photos_cut_by_center_crop_get_a_warning_that_names_the_fit(tmp_path: Path, capsys):
+    # Side views 100x40 (like UIUC's cars): center_crop keeps their middle 40x40, no bumpers or
+    # wheels; one count nowhere, so the user must be told, with the fit that keeps them whole.
+    for i in range(9):
+        write_image(tmp_path / f"wide/{i}.png", noise(40, 100, i))
+    write_image(tmp_path / "wide/tall.png", noise(90, 40, 98))  # 40x90 counts too
+    write_image(tmp_path / "wide/photo.png", noise(60, 80, 99))  # 4:3 is not cut much
+    code = main(["prepare", str(tmp_path / "wide"), str(tmp_path / "c"), "--size", "32",
+                 "--no-progress"])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0 and len(out) == 3, out
+    assert out[2].startswith("warning: 10 of 11 images (91%) have one side at least twice the "
+                             "other (most often 100x40), and center_crop kept only their middle "
+                             "square"), out[2]
+    assert "use --fit pad (bands fill" in out[2]
+    flagged = {f["path"]: f["notes"] for f in
+               json.loads((tmp_path / "c" / "prepare_report.json").read_text())["flagged"]}
+    assert "wide: 40x90, center_crop kept its middle square" in flagged["tall.png"]
+    assert "photo.png" not in flagged
+    # an up-to-date rerun still says it; pad keeps whole pictures and says nothing
+    again = prepare(tmp_path / "wide", tmp_path / "c", size=32, progress=False)
+    assert again.up_to_date and "fit = 'pad'" in again.crop_warning("fit = '{}'")
+    padded = prepare(tmp_path / "wide", tmp_path / "p", size=32, fit="pad", progress=False)
+    assert padded.wide == 0 and padded.crop_warning() is None
+    # a crop box is what gets squared: a wide box in a square photo is wide
+    box = decode.decode_file(np.frombuffer(write_image(tmp_path / "sq.png", noise(90, 90, 7)),
+                                           np.uint8), 32, 3, "center_crop", (0, 0, 90, 30))
+    assert [n for n in box["notes"] if n.startswith("wide")] == \
+        ["wide: 90x30, center_crop kept its middle square"]
+
+
 def test_a_few_small_photos_in_a_large_folder_stay_a_count(tmp_path: Path):
     # One upscaled image of eleven is under a tenth: the summary's count is enough.
     for i in range(10):
@@ -556,3 +587,6 @@ def test_a_few_small_photos_in_a_large_folder_stay_a_count(tmp_path: Path):
     result = prepare(tmp_path / "src", tmp_path / "c", size=32, progress=False)
     assert result.upscaled == 1
     assert result.upscale_warning() is None
+    write_image(tmp_path / "src/wide.png", noise(40, 100, 51))  # one wide photo of twelve
+    result = prepare(tmp_path / "src", tmp_path / "c", size=32, progress=False)
+    assert result.wide == 1 and result.crop_warning() is None

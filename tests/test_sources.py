@@ -173,6 +173,14 @@ def test_raw_folder_and_prepared_cache(tmp_path: Path, capsys):
     np.testing.assert_array_equal(load_images(str(tmp_path / "photos"), 16, 3,
                                               cache_dir=str(caches)), images)
     assert "up to date" in capsys.readouterr().out  # the second call reuses the cache
+    # wide photos: training has no --fit, so the warning names the prepare that keeps them whole
+    for i in range(3):
+        write_png(tmp_path / "side" / f"{i}.png", rng.integers(0, 256, (20, 50, 3), np.uint8))
+    load_images(str(tmp_path / "side"), 16, 3, cache_dir=str(tmp_path / "side_caches"))
+    assert "have one side at least twice the other (most often 50x20), and center_crop kept " \
+        "only their middle square" in (out := capsys.readouterr().out)
+    assert f"use 'python -m cargan_tf prepare {tmp_path / 'side'} PREPARED --size 16 --fit pad' " \
+        "and then --data PREPARED (bands fill" in out
     assert load_images(str(tmp_path / "photos"), 16, 3, n=2, cache_dir=str(caches)).shape[0] == 2
 
     (cache,) = [c for c in caches.iterdir() if c.name.endswith("16x16x3-center_crop")]
@@ -213,7 +221,7 @@ def check_all_red(images: np.ndarray) -> None:
     assert images[:, :, :, 0].tolist() == [[[250 - 20 * i] * 16] * 16 for i in range(3)]
 
 
-def test_stanford_crop_to_box_from_csv(boxed_cars: Path, tmp_path: Path):
+def test_stanford_crop_to_box_from_csv(boxed_cars: Path, tmp_path: Path, capsys):
     csv_path = tmp_path / "anno_train.csv"
     csv_path.write_text("".join(f"{n},{x1},{y1},{x2},{y2},7\n" for n, x1, y1, x2, y2 in BOXES))
     images = load_stanford_cars(boxed_cars, csv_path, crop_to_box=True, size=16, fit="stretch",
@@ -231,6 +239,14 @@ def test_stanford_crop_to_box_from_csv(boxed_cars: Path, tmp_path: Path):
     by_name = load_images(f"stanford_cars_cropped:{boxed_cars}", 16, 3, fit="stretch",
                           cache_dir=str(tmp_path / "caches"))
     check_all_red(by_name)
+    # center_crop of the 100x40 box cuts its ends: the warning names the Python fit (a prepare
+    # command would lose the boxes)
+    capsys.readouterr()
+    load_stanford_cars(boxed_cars, csv_path, crop_to_box=True, size=16,
+                       cache_dir=str(tmp_path / "caches"))
+    assert "warning: 1 of 3 images (33%) have one side at least twice the other (most often " \
+        "100x40)" in (out := capsys.readouterr().out)
+    assert "use fit='pad' (load_stanford_cars or load_images)" in out
 
 
 def test_stanford_csv_with_mirror_header(boxed_cars: Path, tmp_path: Path):

@@ -73,7 +73,8 @@ def run(args) -> int:
                      max_megapixels=args.max_megapixels, max_file_mb=args.max_file_mb)
     print(result.summary())
     print(f"report: {result.report_path}")
-    warning = result.upscale_warning(how="prepare --size {}")
-    if warning:
-        print(warning)
+    for warning in (result.upscale_warning(how="prepare --size {}"),
+                    result.crop_warning(how="--fit {}")):
+        if warning:
+            print(warning)
     return 0

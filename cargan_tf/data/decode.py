@@ -32,6 +32,9 @@ IMAGE_EXTENSIONS = frozenset(
     }
 )
 FITS = ("center_crop", "pad", "stretch")
+# center_crop keeps the middle square: of a picture twice as long as wide (a car side-on) that is
+# half, both ends cut off. decode_file notes such pictures ("wide: ..."); prepare warns.
+WIDE_ASPECT = 2.0
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
 
@@ -648,6 +651,8 @@ def decode_file(
         img, (height, width), notes = decode_image(data, None if box else size, fit, limits)
         if box is not None:
             img = _crop_box(img, box)
+        # the picture fit squares: the box's when there is one (decoded at full size)
+        shown_w, shown_h = (img.shape[1], img.shape[0]) if box is not None else (width, height)
         img, upscaled = fit_image(img, size, fit)
         pixels = to_channels(img, channels)
     except UnusableImage as reason:
@@ -656,6 +661,8 @@ def decode_file(
         return {"error": f"failed while decoding: {type(err).__name__}: {err}"}
     if upscaled:
         notes.append(f"too small: upscaled from {width}x{height}")
+    if fit == "center_crop" and max(shown_w, shown_h) >= WIDE_ASPECT * min(shown_w, shown_h):
+        notes.append(f"wide: {shown_w}x{shown_h}, center_crop kept its middle square")
     if img.ndim == 2 and channels == 3:
         notes.append("grayscale converted to RGB")
     digest = hashlib.blake2b(pixels.tobytes(), digest_size=16).hexdigest()

@@ -10,6 +10,7 @@ import bisect
 import hashlib
 import json
 import os
+import re
 import time
 from collections import Counter, deque
 from collections.abc import Iterator, Mapping
@@ -87,6 +88,8 @@ class PrepareResult:
     report_path: Path
     refused: int = 0  # of the skipped: refused by the guard (file type, bytes, pixels)
     upscaled_from: tuple[int, int] | None = None  # the commonest (width, height) of those upscaled
+    wide: int = 0  # kept images center_crop cut both ends off (decode's WIDE_ASPECT)
+    wide_from: tuple[int, int] | None = None  # the commonest (width, height) of those
 
     def upscale_warning(self, how: str = "prepare --size {}") -> str | None:
         """A line for the user when a tenth or more of the images were smaller than the cache
@@ -107,6 +110,23 @@ class PrepareResult:
             f"({100 * self.upscaled / self.count:.0f}%) are smaller than {size}x{size}{common} "
             f"and were upscaled, so samples will be as blurry as they are: {hint}; "
             f"they are listed under 'flagged' in {self.report_path}"
+        )
+
+    def crop_warning(self, how: str = "--fit {}") -> str | None:
+        """A line for the user when a tenth or more of the images have one side at least twice
+        the other and `center_crop` cut their ends off, else None. `how` says how to choose
+        another fit where the line is printed (a format string for the fit's name)."""
+        if self.fit != "center_crop" or not self.count or self.wide < UPSCALED_WARN_SHARE * self.count:
+            return None
+        width, height = self.wide_from or (0, 0)
+        common = f" (most often {width}x{height})" if self.wide_from else ""
+        return (
+            f"warning: {self.wide} of {self.count} images ({100 * self.wide / self.count:.0f}%) "
+            f"have one side at least twice the other{common}, and center_crop kept only their "
+            f"middle square, cutting off both ends (of a car seen side-on, its bumpers and "
+            f"wheels): to keep whole pictures use {how.format('pad')} (bands fill the rest of "
+            f"the square; 'stretch' squashes instead); they are listed under 'flagged' in "
+            f"{self.report_path}"
         )
 
     def summary(self) -> str:
@@ -429,7 +449,7 @@ def prepare(
         ignored=len(ignored), full_reprepare=full_reason, up_to_date=False, seconds=0.0,
         manifest_path=dst / MANIFEST_NAME, report_path=dst / REPORT_NAME,
         refused=manifest["counts"]["refused"],
-        upscaled_from=_commonest_upscaled_size(sources),
+        upscaled_from=_commonest_upscaled_size(sources), **_wide_counts(sources),
     )
     commit(dst, manifest, report, gather, len(rows), size * size * channels, seen=seen)
     result.seconds = time.perf_counter() - start
@@ -494,6 +514,15 @@ def _commonest_upscaled_size(sources: list[dict]) -> tuple[int, int] | None:
     return sizes.most_common(1)[0][0] if sizes else None
 
 
+def _wide_counts(sources: list[dict]) -> dict:
+    """PrepareResult's wide and wide_from: kept entries decode_file noted as "wide: WxH, ..."."""
+    sizes = Counter(tuple(int(v) for v in match.groups())
+                    for s in sources if s["status"] == "kept"
+                    for match in [re.match(r"wide: (\d+)x(\d+)", n) for n in s["notes"]] if match)
+    return {"wide": sum(sizes.values()),
+            "wide_from": sizes.most_common(1)[0][0] if sizes else None}
+
+
 def _build_manifest(
     src: Path, options: dict, sources: list[dict], ignored: list[dict], changes: dict,
     count: int, size: int, channels: int, limits: ImageLimits,
@@ -556,4 +585,5 @@ def _up_to_date_result(src: Path, dst: Path, old: dict, start: float) -> Prepare
         manifest_path=dst / MANIFEST_NAME, report_path=dst / REPORT_NAME,
         refused=counts.get("refused", 0),
         upscaled_from=_commonest_upscaled_size(old.get("sources", [])),
+        **_wide_counts(old.get("sources", [])),
     )

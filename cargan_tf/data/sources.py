@@ -162,9 +162,15 @@ def _prepare_folder(
     result = prepare(src, dst, size=size, channels=channels, fit=fit, boxes=boxes,
                              progress=progress)
     print(result.summary(), f"(report: {result.report_path})")
-    warning = result.upscale_warning(how="train --image-size {}")
-    if warning:
-        print(warning, flush=True)
+    # train has no --fit: another fit is a prepared folder, which --data takes as it is (a
+    # prepare command knows no boxes: cropped Stanford Cars take fit= in Python)
+    remedy = (f"'python -m cargan_tf prepare {src} PREPARED --size {size} --fit {{}}' and "
+              f"then --data PREPARED" if boxes is None
+              else "fit='{}' (load_stanford_cars or load_images)")
+    for warning in (result.upscale_warning(how="train --image-size {}"),
+                    result.crop_warning(how=remedy)):
+        if warning:
+            print(warning, flush=True)
     return load_cache(dst)
 
 

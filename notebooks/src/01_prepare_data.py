@@ -70,9 +70,10 @@ dst = home / "data" / "prepared" / name
 if src is not None:
     result = prepare(src, dst, size=image_size, channels=channels, fit=fit)
     print(result.summary())
-    warning = result.upscale_warning(how="image_size = {}")  # photos smaller than image_size
-    if warning:
-        print(warning)
+    for warning in (result.upscale_warning(how="image_size = {}"),  # photos too small
+                    result.crop_warning(how="fit = '{}'")):  # wide photos cut by center_crop
+        if warning:
+            print(warning)
     images = load_cache(dst)
     written = [result.manifest_path, result.report_path, *sorted(dst.glob("images_*.npy"))]
 else:
