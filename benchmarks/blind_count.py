@@ -185,7 +185,7 @@ def cohen_kappa(a: list[bool], b: list[bool]) -> float:
 
 
 def grid_label(source: tuple, members: list[tuple], judged: dict) -> str:
-    """The grid's name in the first counter's tallies that name every grid apart, else its
+    """The grid's name from the first counter whose name for it names no other grid, else its
     picture (IMAGE or IMAGE@X,Y,SIZE)."""
     for verdicts in judged.values():
         names = {}
