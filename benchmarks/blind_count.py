@@ -184,15 +184,12 @@ def cohen_kappa(a: list[bool], b: list[bool]) -> float:
     return 1.0 if chance == 1 else (observed - chance) / (1 - chance)
 
 
-def grid_label(source: tuple, members: list[tuple], judged: dict) -> str:
+def grid_label(source: tuple, members: list[tuple], judged: dict, pictures: dict) -> str:
     """The grid's name from the first counter whose name for it names no other grid, else its
-    picture (IMAGE or IMAGE@X,Y,SIZE)."""
-    for verdicts in judged.values():
-        names = {}
-        for tile, (name, _) in verdicts.items():
-            names.setdefault(name, set()).add(tile[:2])
+    picture (IMAGE or IMAGE@X,Y,SIZE). pictures: counter -> name -> the pictures it names."""
+    for counter, verdicts in judged.items():
         name = verdicts[members[0]][0]
-        if names[name] == {source}:
+        if pictures[counter][name] == {source}:
             return name
     image, box = source
     return image + (f"@{','.join(map(str, box))}" if box else "")
@@ -216,7 +213,11 @@ def agree(counters: list[str], out: Path | None = None) -> dict:
     by_source = {}  # a grid is its picture: tallies may give two grids one name
     for tile in tiles:
         by_source.setdefault(tile[:2], []).append(tile)
-    grids = {grid_label(source, members, judged): members
+    pictures = {counter: {} for counter in judged}
+    for counter, verdicts in judged.items():
+        for tile, (name, _) in verdicts.items():
+            pictures[counter].setdefault(name, set()).add(tile[:2])
+    grids = {grid_label(source, members, judged, pictures): members
              for source, members in by_source.items()}
     counts = {grid: {name: sum(judged[name][t][1] for t in members) for name in judged}
               | {"tiles": len(members)} for grid, members in grids.items()}

@@ -73,8 +73,6 @@ def run(args) -> int:
                      max_megapixels=args.max_megapixels, max_file_mb=args.max_file_mb)
     print(result.summary())
     print(f"report: {result.report_path}")
-    for warning in (result.upscale_warning(how="prepare --size {}"),
-                    result.crop_warning(how="--fit {}")):
-        if warning:
-            print(warning)
+    for warning in result.warnings(size_how="prepare --size {}", fit_how="--fit {}"):
+        print(warning)
     return 0

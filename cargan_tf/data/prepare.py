@@ -59,8 +59,8 @@ class SourceFile:
     mtime_ns: int
 
 
-# At a tenth of a folder upscaled the blur shows in the samples: `upscale_warning` speaks up.
-UPSCALED_WARN_SHARE = 0.1
+# At a tenth of a folder upscaled (or cut by center_crop) the samples show it: `warnings` speaks.
+WARN_SHARE = 0.1
 
 
 @dataclass
@@ -96,7 +96,7 @@ class PrepareResult:
         size, else None: a model trained on them learns the upscaling's blur, and the one count
         in `summary()` is easy to miss. `how` says how to pick a size where the line is printed
         (a format string for the size: `prepare --size {}`, `train --image-size {}`)."""
-        if not self.count or self.upscaled < UPSCALED_WARN_SHARE * self.count:
+        if not self.count or self.upscaled < WARN_SHARE * self.count:
             return None
         _, size, _, _ = self.shape
         width, height = self.upscaled_from or (0, 0)
@@ -116,7 +116,7 @@ class PrepareResult:
         """A line for the user when a tenth or more of the images have one side at least twice
         the other and `center_crop` cut their ends off, else None. `how` says how to choose
         another fit where the line is printed (a format string for the fit's name)."""
-        if self.fit != "center_crop" or not self.count or self.wide < UPSCALED_WARN_SHARE * self.count:
+        if self.fit != "center_crop" or not self.count or self.wide < WARN_SHARE * self.count:
             return None
         width, height = self.wide_from or (0, 0)
         common = f" (most often {width}x{height})" if self.wide_from else ""
@@ -128,6 +128,10 @@ class PrepareResult:
             f"the square; 'stretch' squashes instead); they are listed under 'flagged' in "
             f"{self.report_path}"
         )
+
+    def warnings(self, size_how: str, fit_how: str) -> list[str]:
+        """The lines to print after `summary()`: upscale_warning(size_how), crop_warning(fit_how)."""
+        return [w for w in (self.upscale_warning(size_how), self.crop_warning(fit_how)) if w]
 
     def summary(self) -> str:
         _, size, _, channels = self.shape

@@ -167,10 +167,8 @@ def _prepare_folder(
     remedy = (f"'python -m cargan_tf prepare {src} PREPARED --size {size} --fit {{}}' and "
               f"then --data PREPARED" if boxes is None
               else "fit='{}' (load_stanford_cars or load_images)")
-    for warning in (result.upscale_warning(how="train --image-size {}"),
-                    result.crop_warning(how=remedy)):
-        if warning:
-            print(warning, flush=True)
+    for warning in result.warnings(size_how="train --image-size {}", fit_how=remedy):
+        print(warning, flush=True)
     return load_cache(dst)
 
 

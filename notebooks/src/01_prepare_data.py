@@ -70,10 +70,9 @@ dst = home / "data" / "prepared" / name
 if src is not None:
     result = prepare(src, dst, size=image_size, channels=channels, fit=fit)
     print(result.summary())
-    for warning in (result.upscale_warning(how="image_size = {}"),  # photos too small
-                    result.crop_warning(how="fit = '{}'")):  # wide photos cut by center_crop
-        if warning:
-            print(warning)
+    # photos smaller than image_size, or wide ones center_crop cut: what to change above
+    for warning in result.warnings(size_how="image_size = {}", fit_how="fit = '{}'"):
+        print(warning)
     images = load_cache(dst)
     written = [result.manifest_path, result.report_path, *sorted(dst.glob("images_*.npy"))]
 else:
