@@ -29,9 +29,10 @@ def register(subparsers) -> None:
                         "adaptive augmentation for a few hundred images; keeps up to 400: "
                         "--set data_n=N for more), photo64 (a folder of car photos at 64x64: flips, "
                         "R1, 7,000 steps), photo64cpu (photo64 at batch 32 for 14,000 steps, in "
-                        "bfloat16 on a CPU that computes it: the fastest photo recipe on a CPU), "
-                        "photo64ada (photo64cpu with adaptive augmentation: more whole cars "
-                        "counted by eye, photo-judge FID about a point worse)")
+                        "bfloat16 on a CPU that computes it, R1 gamma 0.2: the fastest photo "
+                        "recipe on a CPU), photo64ada (photo64cpu with adaptive augmentation and "
+                        "R1 gamma 0.05: more whole cars counted by eye, photo-judge FID a few "
+                        "points worse)")
     p.add_argument("--epochs", type=int, default=None,
                    help="total epochs (clears the preset's step budget); default: the preset's")
     p.add_argument("--minutes", type=float, default=None,
