@@ -543,7 +543,9 @@ def resolve(preset: str | None = None, overrides: Mapping[str, Any] | None = Non
     notebooks and train() all make it here, before anything is built, and nothing replaces it.
 
     1. the start: `config_file` (a config.json); else, with no `preset`, the run folder's own
-       config.json when `run_dir` holds one (a resume); else the preset (default quick32);
+       config.json when `run_dir` holds one (a resume); else the preset (default quick32),
+       with the values the run began with where its preset has changed since
+       (keep_runs_recipe);
     2. smoke: tiny sizes, first, so the values asked for below still win;
     3. `settings` ({key: value} as written, None included: the CLI's `--set data_n=none` means
        no limit), then `overrides` ({key: value}; a None value means "the preset's": the
@@ -567,6 +569,8 @@ def resolve(preset: str | None = None, overrides: Mapping[str, Any] | None = Non
     changes = dict(settings or {})
     changes.update({key: value for key, value in (overrides or {}).items() if value is not None})
     changes.update(length_overrides(epochs, steps, minutes))
+    if preset is not None and not config_file and own is not None and own.is_file():
+        cfg = keep_runs_recipe(cfg, read_config_file(own), asked=set(changes), run_dir=run_dir)
     saved = read_config_file(own) if minutes is not None and own is not None and own.is_file() \
         else None
     if saved is not None and saved.minutes == float(minutes) and saved.steps:
@@ -574,6 +578,26 @@ def resolve(preset: str | None = None, overrides: Mapping[str, Any] | None = Non
     if data is not None:
         changes["data"] = data
     return finish(cfg.replace(**changes), n_images, base=base)
+
+
+def keep_runs_recipe(cfg: RunConfig, run: RunConfig, *, asked: set[str],
+                     run_dir: str | os.PathLike) -> RunConfig:
+    """A run resumed by naming its preset again keeps the recipe it began with: a preset may be
+    retuned between versions (photo64cpu's R1 weight went from 0.05 to 0.2), and rerunning the
+    same command must still resume, not be refused as a different setup. Only identity keys the
+    user did not ask for are kept from the run; `data` and a preset's "auto" (settled per
+    machine) are compared as before, and a different preset is a different run."""
+    if run.preset != cfg.preset:
+        return cfg
+    kept = {k: getattr(run, k) for k in IDENTITY_KEYS
+            if k not in asked and k != "data" and getattr(cfg, k) != "auto"
+            and getattr(cfg, k) != getattr(run, k)}
+    if kept:
+        said = ", ".join(f"{k}={v!r} (the preset's is now {getattr(cfg, k)!r})"
+                         for k, v in kept.items())
+        print(f"resuming {run_dir}: it began with an earlier {cfg.preset} and keeps its {said}",
+              flush=True)
+    return cfg.replace(**kept)
 
 
 def finish(cfg: RunConfig, n_images: int | None = None, *,
@@ -648,4 +672,4 @@ def _reject_unknown(data: dict[str, Any]) -> None:
 __all__ = ["RunConfig", "PRESETS", "IDENTITY_KEYS", "SCHEDULE_KEYS", "resolve", "finish",
            "read_config_file", "normalize_data", "preset", "smoke",
            "epochs_for_steps", "length_overrides", "describe_length", "parse_override",
-           "diff_identity", "diff_schedule"]
+           "diff_identity", "diff_schedule", "keep_runs_recipe"]

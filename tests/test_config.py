@@ -10,6 +10,7 @@ import pytest
 from cargan_tf import config
 from cargan_tf.config import RunConfig
 from cargan_tf.errors import ConfigError
+from cargan_tf.runs import RunPaths
 
 
 def test_json_round_trip_keeps_every_field_and_type():
@@ -105,6 +106,28 @@ def test_photo64ada_is_photo64cpu_with_the_measured_adaptive_augmentation():
     resolved = config.resolve("photo64ada", n_images=2500)
     assert resolved.replace(preset="photo64cpu") == measured
     assert (resolved.diffaugment, resolved.ada_target) != (cpu.diffaugment, cpu.ada_target)
+
+
+def test_a_run_resumed_by_its_preset_keeps_the_values_it_began_with(tmp_path, monkeypatch, capsys):
+    """photo64cpu's R1 weight changed (0.05 -> 0.2): rerunning the README's command on a run
+    begun before must resume it as it began, not be refused as a different setup."""
+    monkeypatch.setattr(config, "auto_precision", lambda: ("mixed_bfloat16", "test CPU"))
+    run_dir, photos = tmp_path / "run", str(tmp_path / "photos")
+    began = config.resolve("photo64cpu", settings={"r1_gamma": 0.05}, data=photos)
+    RunPaths(run_dir).root.mkdir()
+    RunPaths(run_dir).config.write_text(began.to_json())
+    resumed = config.resolve("photo64cpu", data=photos, run_dir=run_dir)
+    assert resumed.r1_gamma == 0.05 and config.diff_identity(began, resumed) == {}
+    said = capsys.readouterr().out
+    assert "keeps its r1_gamma=0.05 (the preset's is now 0.2)" in said and str(run_dir) in said
+    # what the user asks for still wins (and reconcile_config then refuses the mix)...
+    asked = config.resolve("photo64cpu", settings={"r1_gamma": 0.2}, data=photos, run_dir=run_dir)
+    assert config.diff_identity(began, asked) == {"r1_gamma": (0.05, 0.2)}
+    ada = config.resolve("photo64ada", data=photos, run_dir=run_dir)   # another preset: another run
+    assert (ada.preset, ada.diffaugment) == ("photo64ada", "color,translation")
+    assert capsys.readouterr().out == ""
+    other = config.resolve("photo64cpu", data=str(tmp_path / "other"), run_dir=run_dir)
+    assert set(config.diff_identity(began, other)) == {"data"}   # other photos: still refused
 
 
 def test_small32_is_quick32_with_ada_and_a_step_budget():
