@@ -570,10 +570,17 @@ def resolve(preset: str | None = None, overrides: Mapping[str, Any] | None = Non
     changes = dict(settings or {})
     changes.update({key: value for key, value in (overrides or {}).items() if value is not None})
     changes.update(length_overrides(epochs, steps, minutes))
+    began = None  # the run's own config.json, read once
     if preset is not None and not config_file and own is not None and own.is_file():
-        cfg = keep_runs_recipe(cfg, read_config_file(own), asked=set(changes), run_dir=run_dir)
-    saved = read_config_file(own) if minutes is not None and own is not None and own.is_file() \
-        else None
+        try:
+            began = read_config_file(own)
+        except ConfigError:
+            pass  # train's reconcile_config reports an unreadable run config, with what to do
+        else:
+            cfg = keep_runs_recipe(cfg, began, asked=set(changes), run_dir=run_dir)
+    if minutes is not None and began is None and own is not None and own.is_file():
+        began = read_config_file(own)
+    saved = began if minutes is not None else None
     if saved is not None and saved.minutes == float(minutes) and saved.steps:
         changes["steps"] = saved.steps  # the same budget again (a resume): the steps it set
     if data is not None:

@@ -130,6 +130,15 @@ def test_a_run_resumed_by_its_preset_keeps_the_values_it_began_with(tmp_path, mo
     assert set(config.diff_identity(began, other)) == {"data"}   # other photos: still refused
 
 
+def test_an_unreadable_run_config_is_left_to_train_to_report(tmp_path):
+    """keep_runs_recipe reads the run's config.json; a broken one must still reach train's
+    reconcile_config, whose error says what to do (a new run folder, or delete it)."""
+    RunPaths(tmp_path).config.write_text("[1, 2]")
+    assert config.resolve("photo64cpu", run_dir=tmp_path).r1_gamma == 0.2
+    with pytest.raises(ConfigError, match="is not a cargan_tf config.json"):
+        config.resolve("photo64cpu", run_dir=tmp_path, minutes=5)   # as before: --minutes reads it
+
+
 def test_small32_is_quick32_with_ada_and_a_step_budget():
     small, quick = config.preset("small32"), config.preset("quick32")
     assert (small.steps, small.data_n, small.ada_target, small.diffaugment) == \
