@@ -419,7 +419,8 @@ PRESETS["photo64cpu"] = dict(PRESETS["photo64"], batch_size=32, precision="auto"
 # ~27-minute budget), while the photo judge scores it about a point worse there; on vehicles_64,
 # photos no recipe was tuned on, it is a little ahead on both (BENCHMARKS.md, "Counted blind",
 # "with and without ADA on vehicles_64"). Steps cost ~12% more. All of that was measured with
-# photo64cpu's former R1 weight, 0.05, which it keeps: ADA with 0.2 is not measured. Against
+# photo64cpu's former R1 weight, 0.05, which it keeps: with 0.2 it drew as many whole cars and
+# scored 1-2 FID points worse on both seeds ("ADA with the stronger R1 weight"). Against
 # photo64cpu's 0.2 after the hour it counts 29 / 28 cars to 22 / 18 and is 2-3 FID points worse.
 PRESETS["photo64ada"] = dict(PRESETS["photo64cpu"], diffaugment="color,translation",
                              ada_target=0.6, r1_gamma=0.05)
