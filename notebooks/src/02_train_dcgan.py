@@ -19,7 +19,7 @@ from cargan_tf import notebook as nb  # imported by the shared setup cell
 # %% tags=["parameters"]
 dataset = "toycars"  # toycars | fashion_mnist | a prepared cache or image folder (relative: under home)
 preset = "quick32"  # aim64 | dcgan64 | selu128 | fashion28 | quick32 | small32 (few) | photo64 (GPU)
-# | photo64cpu | photo64ada (photos on a CPU; photo64ada: photo64cpu with ADA and R1 0.05, more whole cars)
+# | photo64cpu | photo64ada (photos on a CPU: photo64cpu, the lowest FID; photo64ada, most whole cars)
 engine = "keras"  # keras: the train_on_batch loop of section 7 | fused: the package's step (small32, photo64)
 epochs = None  # total epochs (None: the preset's); raise it to train a finished run further
 minutes = None  # or: train for about this many minutes (set after a short measured warm-up)
