@@ -559,10 +559,11 @@ def resolve(preset: str | None = None, overrides: Mapping[str, Any] | None = Non
        on a non-chief worker.
     """
     own = RunPaths(run_dir).config if run_dir else None
+    began = None  # the run's own config.json, read once
     if config_file:
         cfg = read_config_file(config_file)
     elif preset is None and own is not None and own.is_file():
-        cfg = read_config_file(own)
+        cfg = began = read_config_file(own)
         print(f"resuming with the run's own config: {own}", flush=True)
     else:
         cfg = globals()["preset"](preset or "quick32")
@@ -571,16 +572,16 @@ def resolve(preset: str | None = None, overrides: Mapping[str, Any] | None = Non
     changes = dict(settings or {})
     changes.update({key: value for key, value in (overrides or {}).items() if value is not None})
     changes.update(length_overrides(epochs, steps, minutes))
-    began = None  # the run's own config.json, read once
-    if preset is not None and not config_file and own is not None and own.is_file():
+    by_preset = preset is not None and not config_file
+    if began is None and (by_preset or minutes is not None) and own is not None and own.is_file():
         try:
             began = read_config_file(own)
         except ConfigError:
-            pass  # train's reconcile_config reports an unreadable run config, with what to do
-        else:
-            cfg = keep_runs_recipe(cfg, began, asked=set(changes), run_dir=run_dir)
-    if minutes is not None and began is None and own is not None and own.is_file():
-        began = read_config_file(own)
+            if minutes is not None:
+                raise  # --minutes needs the budget the run set
+            # named by its preset: train's reconcile_config reports it, with what to do
+    if by_preset and began is not None:
+        cfg = keep_runs_recipe(cfg, began, asked=set(changes), run_dir=run_dir)
     saved = began if minutes is not None else None
     if saved is not None and saved.minutes == float(minutes) and saved.steps:
         changes["steps"] = saved.steps  # the same budget again (a resume): the steps it set
