@@ -407,9 +407,10 @@ PRESETS["photo64"] = dict(PRESETS["quick32"], image_size=64, data_n=None, steps=
 # R1 at gamma 0.2, four times photo64's: at the budget (two seeds, FID over three latent sets)
 # 18.6 / 19.1 against 0.05's 21.3 / 19.1, and in quick32 at 64x64's 60 minutes (30,342 steps)
 # 12.7 / 12.1 against 0.05's 13.8 / 13.5 and quick32's 20.7 / 23.4, still improving; 0.0125
-# lost the hour, 0.8 won it by the judge (11.8 / 11.0) but drew fewer whole cars on seed 0
+# lost the hour, 0.8 won it by the judge (11.8 / 11.0) but drew fewer whole cars on seed 0, and
+# 1.6 led at the budget (17.5 / 17.8) but lost the hour to 0.8 on both seeds (12.2 / 13.0)
 # (BENCHMARKS.md, "photo64cpu", "R1's weight on photo64cpu", "R1 gamma 0.2 for the whole
-# hour", "photo64cpu's R1 weight becomes 0.2", "R1 gamma 0.8 for the budget and the hour").
+# hour", "photo64cpu's R1 weight becomes 0.2", "R1 gamma 0.8 ..." and "R1 gamma 1.6 ...").
 PRESETS["photo64cpu"] = dict(PRESETS["photo64"], batch_size=32, precision="auto", steps=14000,
                              r1_gamma=0.2)
 
